@@ -1,0 +1,109 @@
+use std::fmt;
+use std::mem;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+
+use super::{AuthBody, JwtAuthLayer, ResponseFuture};
+use crate::store::SessionStore;
+use crate::{Sessions, UserResolver};
+
+/// Lets a request through to the inner service only when its bearer token verifies and its
+/// session is live; refuses it otherwise. See the [module docs](crate::auth).
+pub struct JwtAuth<S, St, C = (), R = ()> {
+    inner: S,
+    sessions: Sessions<St, C>,
+    resolver: R,
+}
+
+impl<S, St, C> JwtAuth<S, St, C> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, sessions: Sessions<St, C>) -> Self {
+        Self::from_parts(inner, sessions, ())
+    }
+
+    /// The layer that wraps services this way.
+    pub fn layer(sessions: Sessions<St, C>) -> JwtAuthLayer<St, C> {
+        JwtAuthLayer::new(sessions)
+    }
+}
+
+impl<S, St, C, R> JwtAuth<S, St, C, R> {
+    pub(super) fn from_parts(inner: S, sessions: Sessions<St, C>, resolver: R) -> Self {
+        Self {
+            inner,
+            sessions,
+            resolver,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, St, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, St, C, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    St: SessionStore,
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+    R: UserResolver<C>,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, St, C, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match self.sessions.verify_headers(request.headers()) {
+            Ok(claims) => {
+                // Call the service that `poll_ready` readied; leave a fresh clone behind.
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                ResponseFuture::checking(
+                    self.sessions.clone(),
+                    self.resolver.clone(),
+                    inner,
+                    request,
+                    claims,
+                )
+            }
+            Err(error) => ResponseFuture::rejected(self.sessions.reject(&error)),
+        }
+    }
+}
+
+impl<S: Clone, St, C, R: Clone> Clone for JwtAuth<S, St, C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            sessions: self.sessions.clone(),
+            resolver: self.resolver.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St, C, R> fmt::Debug for JwtAuth<S, St, C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("inner", &self.inner)
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,80 @@
+//! Extractors for axum handlers (feature `axum`).
+//!
+//! Behind [`JwtAuthLayer`](crate::JwtAuthLayer), a handler takes the verified
+//! [`Claims<C>`](crate::Claims) (the user and the session) or the resolved user,
+//! [`CurrentUser<U>`], as arguments. Without the layer (a routing mistake) the extractor
+//! answers 500 naming the missing layer; it never panics and never lets the request through
+//! unauthenticated.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_jwt_auth::{Claims, Keys, Sessions, store::MemoryStore};
+//!
+//! async fn me(claims: Claims) -> String {
+//!     format!("{} on session {}", claims.sub, claims.sid)
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sessions = Sessions::builder(Keys::hs256([7; 32])?, MemoryStore::new()).build()?;
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route_layer(sessions.layer());
+//! # Ok(())
+//! # }
+//! ```
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::Claims;
+
+/// The user a [`UserResolver`](crate::UserResolver) resolved for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentUser<U>(pub U);
+
+/// The request did not pass through [`JwtAuthLayer`](crate::JwtAuthLayer): the server is
+/// misconfigured. Answered with 500.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{what} missing from the request extensions: is the route behind JwtAuthLayer{hint}?")]
+pub struct MissingAuthLayer {
+    what: &'static str,
+    hint: &'static str,
+}
+
+impl IntoResponse for MissingAuthLayer {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S, C> FromRequestParts<S> for Claims<C>
+where
+    S: Send + Sync,
+    C: Clone + Send + Sync + 'static,
+{
+    type Rejection = MissingAuthLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Self>().cloned().ok_or(MissingAuthLayer {
+            what: "verified claims",
+            hint: " (with the same claims type)",
+        })
+    }
+}
+
+impl<S, U> FromRequestParts<S> for CurrentUser<U>
+where
+    S: Send + Sync,
+    U: Clone + Send + Sync + 'static,
+{
+    type Rejection = MissingAuthLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<U>().cloned().map(CurrentUser).ok_or(MissingAuthLayer {
+            what: "the resolved user",
+            hint: " with resolve_user",
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! Pulling the bearer credential out of a request (RFC 6750 §2.1, RFC 7235 §2.1).
+//!
+//! Exactly one `Authorization` header, scheme `Bearer` in any case, one or more spaces, one
+//! b64token no longer than the configured maximum. With a cookie name configured, the token
+//! may come from that cookie instead, but never from both places at once.
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+
+use crate::error::{AuthError, RequestError, TokenError};
+
+/// Where tokens are looked for, and how long they may be.
+#[derive(Debug, Clone)]
+pub(crate) struct Extractor {
+    pub(crate) max_len: usize,
+    pub(crate) cookie: Option<String>,
+}
+
+impl Extractor {
+    /// The token the request presents.
+    pub(crate) fn token<'a>(&self, headers: &'a HeaderMap) -> Result<&'a str, AuthError> {
+        let from_header = authorization(headers)?;
+        let from_cookie = match &self.cookie {
+            Some(name) => cookie(headers, name)?,
+            None => None,
+        };
+        let (token, malformed) = match (from_header, from_cookie) {
+            (Some(_), Some(_)) => return Err(RequestError::MultipleCredentials.into()),
+            (Some(token), None) => (token, RequestError::MalformedHeader),
+            (None, Some(token)) => (token, RequestError::MalformedCookie),
+            (None, None) => return Err(AuthError::Missing),
+        };
+        // Length before syntax: an oversize token is refused without being scanned.
+        if token.len() > self.max_len {
+            return Err(TokenError::TooLong.into());
+        }
+        if !is_b64token(token) {
+            return Err(malformed.into());
+        }
+        Ok(token)
+    }
+}
+
+/// The bearer token of the one `Authorization` header; `None` when there is no header or it
+/// is of another scheme (no bearer credentials, so no error code: RFC 6750 §3.1).
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RequestError::MultipleHeaders.into());
+    }
+    let value = value.to_str().map_err(|_| RequestError::MalformedHeader)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.is_empty() {
+        return Err(RequestError::MalformedHeader.into());
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(RequestError::MalformedHeader.into());
+    }
+    Ok(Some(token))
+}
+
+/// The value of cookie `name`; two cookies of that name are two credentials.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+    let mut found = None;
+    for header in headers.get_all(COOKIE) {
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
+        for pair in header.split(';') {
+            let Some((key, value)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if key != name {
+                continue;
+            }
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            if found.replace(value).is_some() {
+                return Err(RequestError::MultipleCredentials.into());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn extractor(cookie: Option<&str>) -> Extractor {
+        Extractor {
+            max_len: 16,
+            cookie: cookie.map(str::to_owned),
+        }
+    }
+
+    fn headers(pairs: &[(&http::HeaderName, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        map
+    }
+
+    fn outcome(cookie: Option<&str>, pairs: &[(&http::HeaderName, &[u8])]) -> String {
+        match extractor(cookie).token(&headers(pairs)) {
+            Ok(token) => format!("token {token}"),
+            Err(error) => format!("{} {}", error.status().as_u16(), error.description()),
+        }
+    }
+
+    #[test]
+    fn authorization_headers() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"Bearer abc.def", "token abc.def"),
+            (b"bearer abc", "token abc"),
+            (b"BEARER abc", "token abc"),
+            (b"Bearer   abc", "token abc"),
+            (b"Bearer a-b_c~d+e/f==", "token a-b_c~d+e/f=="),
+            (b"", "400 malformed Authorization header"),
+            (b"Bearer", "400 malformed Authorization header"),
+            (b"Bearer ", "400 malformed Authorization header"),
+            (b"Bearer a b", "400 malformed Authorization header"),
+            (b"Bearer ab$c", "400 malformed Authorization header"),
+            (b"Bearer =", "400 malformed Authorization header"),
+            (b"Bearer a=b", "400 malformed Authorization header"),
+            (b" Bearer abc", "400 malformed Authorization header"),
+            (b"Bearer \xffabc", "400 malformed Authorization header"),
+            (b"Basic YWxpY2U6cHc=", "401 missing bearer token"),
+            (b"Bearerabc", "401 missing bearer token"),
+            (b"Bearer 0123456789abcdefX", "401 token too long"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                outcome(None, &[(&AUTHORIZATION, value)]),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        assert_eq!(outcome(None, &[]), "401 missing bearer token");
+        assert_eq!(
+            outcome(None, &[(&AUTHORIZATION, b"Bearer a"), (&AUTHORIZATION, b"Bearer a")]),
+            "400 more than one Authorization header"
+        );
+    }
+
+    #[test]
+    fn cookies_only_when_configured_and_never_beside_a_header() {
+        assert_eq!(
+            outcome(None, &[(&COOKIE, b"at=abc")]),
+            "401 missing bearer token"
+        );
+        assert_eq!(
+            outcome(Some("at"), &[(&COOKIE, b"theme=dark; at=abc")]),
+            "token abc"
+        );
+        assert_eq!(
+            outcome(Some("at"), &[(&COOKIE, b"at=\"abc\"")]),
+            "token abc"
+        );
+        assert_eq!(
+            outcome(
+                Some("at"),
+                &[(&COOKIE, b"at=abc"), (&AUTHORIZATION, b"Bearer abc")]
+            ),
+            "400 more than one credential"
+        );
+        assert_eq!(
+            outcome(Some("at"), &[(&COOKIE, b"at=abc"), (&COOKIE, b"at=def")]),
+            "400 more than one credential"
+        );
+        assert_eq!(
+            outcome(Some("at"), &[(&COOKIE, b"at=a b")]),
+            "400 malformed token cookie"
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! The in-memory allowlist, on `dashmap`.
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use super::{Session, SessionStore, StoreError};
+use crate::{Clock, SessionId};
+
+/// The in-memory session store: one process, no set-up.
+///
+/// Sessions are grouped per user under one map entry, so a user's login and logout-all
+/// serialise on that entry's shard lock and never lose a session between them. Lookups take
+/// a shard read lock only (no global lock). Expired sessions are dropped whenever their user
+/// is written to, and by a background sweep (every minute by default) that starts with the
+/// first session created inside a Tokio runtime and stops when the store is dropped; call
+/// [`sweep`](Self::sweep) to do it by hand.
+///
+/// Clones share the same sessions. See the [store docs](crate::store) for an example.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    users: DashMap<Box<str>, Vec<Entry>>,
+    clock: Clock,
+    sweep_every: Duration,
+    sweeper_started: AtomicBool,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            users: DashMap::new(),
+            clock: Clock::system(),
+            sweep_every: Duration::from_secs(60),
+            sweeper_started: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A session without its user, who is the map key.
+#[derive(Debug, Clone)]
+struct Entry {
+    id: SessionId,
+    created_at: u64,
+    expires_at: u64,
+    last_used_at: u64,
+    user_agent: Option<Box<str>>,
+    address: Option<IpAddr>,
+}
+
+impl Entry {
+    fn to_session(&self, sub: &str) -> Session {
+        Session {
+            id: self.id,
+            sub: sub.to_owned(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            address: self.address,
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock, swept every minute.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store whose background sweep runs every `every` on `clock` (a
+    /// [`ManualClock`](crate::ManualClock) in tests).
+    pub fn with_sweep(every: Duration, clock: impl Into<Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock: clock.into(),
+                sweep_every: every.max(Duration::from_millis(1)),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// Drops every session expired at `now`; returns how many were dropped.
+    pub fn sweep(&self, now: u64) -> usize {
+        let mut dropped = 0;
+        self.inner.users.retain(|_, entries| {
+            let before = entries.len();
+            entries.retain(|entry| now < entry.expires_at);
+            dropped += before - entries.len();
+            !entries.is_empty()
+        });
+        dropped
+    }
+
+    /// How many sessions the store holds, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        self.inner.users.iter().map(|user| user.len()).sum()
+    }
+
+    /// Whether the store holds no session at all.
+    pub fn is_empty(&self) -> bool {
+        self.inner.users.is_empty()
+    }
+
+    fn start_sweeper(&self) {
+        if self.inner.sweeper_started.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.sweeper_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = Arc::downgrade(&self.inner);
+        let every = self.inner.sweep_every;
+        runtime.spawn(sweep_until_dropped(store, every));
+    }
+}
+
+async fn sweep_until_dropped(store: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        let Some(inner) = store.upgrade() else { return };
+        let now = inner.clock.now();
+        MemoryStore { inner }.sweep(now);
+    }
+}
+
+impl SessionStore for MemoryStore {
+    type IsActive = Ready<Result<bool, StoreError>>;
+
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        self.start_sweeper();
+        let now = session.created_at;
+        let mut entries = self.inner.users.entry(session.sub.as_str().into()).or_default();
+        entries.retain(|entry| now < entry.expires_at);
+        if entries.iter().any(|entry| entry.id == session.id) {
+            return Err(StoreError::Conflict);
+        }
+        entries.push(Entry {
+            id: session.id,
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            last_used_at: session.last_used_at,
+            user_agent: session.user_agent.as_deref().map(Box::from),
+            address: session.address,
+        });
+        Ok(())
+    }
+
+    fn is_active(&self, sub: &str, sid: &SessionId, now: u64) -> Self::IsActive {
+        let active = self.inner.users.get(sub).is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|entry| entry.id == *sid && now < entry.expires_at)
+        });
+        ready(Ok(active))
+    }
+
+    async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
+        let found = match self.inner.users.get_mut(sub) {
+            Some(mut entries) => match entries.iter().position(|entry| entry.id == *sid) {
+                Some(index) => {
+                    entries.swap_remove(index);
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        };
+        // Under the shard lock again: a login may have added a session in between.
+        self.inner.users.remove_if(sub, |_, entries| entries.is_empty());
+        Ok(found)
+    }
+
+    async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .users
+            .remove(sub)
+            .map_or(0, |(_, entries)| entries.len() as u64))
+    }
+
+    async fn list(&self, sub: &str, now: u64) -> Result<Vec<Session>, StoreError> {
+        let mut sessions: Vec<Session> = self
+            .inner
+            .users
+            .get(sub)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|entry| now < entry.expires_at)
+                    .map(|entry| entry.to_session(sub))
+                    .collect()
+            })
+            .unwrap_or_default();
+        sessions.sort_by_key(|session| (session.created_at, session.id));
+        Ok(sessions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn id(n: u8) -> SessionId {
+        SessionId::from_bytes([n; 16])
+    }
+
+    #[tokio::test]
+    async fn revoking_the_last_session_removes_the_user() {
+        let store = MemoryStore::new();
+        store.create(&Session::new(id(1), "alice", 0, 10)).await.unwrap();
+        assert!(store.revoke("alice", &id(1)).await.unwrap());
+        assert!(store.is_empty());
+        assert!(!store.revoke("alice", &id(1)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn writes_drop_the_users_expired_sessions() {
+        let store = MemoryStore::new();
+        store.create(&Session::new(id(1), "alice", 0, 10)).await.unwrap();
+        store.create(&Session::new(id(2), "alice", 20, 30)).await.unwrap();
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn sweep_drops_expired_sessions_of_every_user() {
+        let store = MemoryStore::new();
+        for n in 0..10 {
+            let user = format!("user{n}");
+            store.create(&Session::new(id(n), user, 0, 10 + u64::from(n))).await.unwrap();
+        }
+        // Expiring at 10..=19: those at or before 15 are gone.
+        assert_eq!(store.sweep(15), 6);
+        assert_eq!(store.len(), 4);
+        assert_eq!(store.sweep(100), 4);
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_background_sweep_runs_and_stops_with_the_store() {
+        let clock = ManualClock::new(0);
+        let store = MemoryStore::with_sweep(Duration::from_secs(60), clock.clone());
+        store.create(&Session::new(id(1), "alice", 0, 30)).await.unwrap();
+        clock.set(31);
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(store.is_empty(), "swept by the background task");
+
+        let weak = Arc::downgrade(&store.inner);
+        drop(store);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(weak.upgrade().is_none(), "the sweeper holds no strong reference");
+    }
+
+    #[tokio::test]
+    async fn list_is_oldest_first_and_hides_expired() {
+        let store = MemoryStore::new();
+        store.create(&Session::new(id(2), "alice", 5, 100)).await.unwrap();
+        store.create(&Session::new(id(1), "alice", 1, 100)).await.unwrap();
+        store.create(&Session::new(id(3), "alice", 6, 7)).await.unwrap();
+        let ids: Vec<_> = store.list("alice", 8).await.unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [id(1), id(2)]);
+    }
+}
