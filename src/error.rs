@@ -156,6 +156,16 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
             Kind::InvalidIssuer => Self::WrongIssuer,
             Kind::InvalidAudience => Self::WrongAudience,
             Kind::MissingRequiredClaim(claim) => Self::MissingClaim(claim.clone()),
+            // Claims this crate requires are fields of `Claims`, so serde reports their
+            // absence first, as "missing field `name`".
+            Kind::Json(json) if json.is_data() => match json
+                .to_string()
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((claim, _)) => Self::MissingClaim(claim.to_owned()),
+                None => Self::Malformed(Some(error)),
+            },
             _ => Self::Malformed(Some(error)),
         }
     }

@@ -1,0 +1,352 @@
+//! End to end: the demo router on a real socket, driven by a hyper client.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/demo.rs"]
+mod demo;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tower_jwt_auth::store::MemoryStore;
+use tower_jwt_auth::{Keys, Login, Sessions};
+
+const SECRET: &[u8] = b"an end-to-end test secret, 32+ bytes";
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "demo-api";
+const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
+
+struct Server {
+    addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    sessions: Sessions<MemoryStore>,
+}
+
+struct Reply {
+    status: StatusCode,
+    challenge: Option<String>,
+    body: Value,
+}
+
+impl Server {
+    /// The demo router on a free port, with an issuer and audience configured.
+    async fn start() -> Self {
+        let sessions = Sessions::builder(Keys::hs256(SECRET).unwrap(), MemoryStore::new())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(demo::serve(listener, sessions.clone()));
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self {
+            addr,
+            client,
+            sessions,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &[u8])], body: &str) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        let request = request.body(Full::from(body.to_owned())).unwrap();
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status,
+            challenge,
+            body,
+        }
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Reply {
+        let body = json!({ "username": username, "password": password }).to_string();
+        self.send(Method::POST, "/login", &[("content-type", b"application/json")], &body)
+            .await
+    }
+
+    async fn token(&self, username: &str, password: &str) -> String {
+        let reply = self.login(username, password).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn with_token(&self, method: Method, path: &str, token: &str) -> Reply {
+        let value = format!("Bearer {token}");
+        self.send(method, path, &[("authorization", value.as_bytes())], "")
+            .await
+    }
+}
+
+// ===== the happy paths =====
+
+#[tokio::test]
+async fn login_me_logout() {
+    let server = Server::start().await;
+    let reply = server.login("alice", "wonderland").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["token_type"], "Bearer");
+    assert_eq!(reply.body["expires_in"], 900);
+    let token = reply.body["access_token"].as_str().unwrap();
+
+    let me = server.with_token(Method::GET, "/me", token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["sub"], "alice");
+    let sid = me.body["sid"].as_str().unwrap();
+    assert_eq!(sid.len(), 22);
+
+    let listed = server.sessions.list("alice").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id.to_string(), sid);
+    assert!(listed[0].address.unwrap().is_loopback());
+
+    let logout = server.with_token(Method::POST, "/logout", token).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(logout.body, Value::Null);
+
+    let me = server.with_token(Method::GET, "/me", token).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me.challenge.as_deref(),
+        Some(r#"Bearer error="invalid_token", error_description="revoked""#)
+    );
+    assert_eq!(me.body["error"], "invalid_token");
+
+    // Logging out twice is refused like any dead token.
+    let again = server.with_token(Method::POST, "/logout", token).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_device_and_a_new_login_works() {
+    let server = Server::start().await;
+    let laptop = server.token("alice", "wonderland").await;
+    let phone = server.token("alice", "wonderland").await;
+    let bob = server.token("bob", "builder").await;
+
+    let reply = server.with_token(Method::POST, "/logout/all", &phone).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    for token in [&laptop, &phone] {
+        let me = server.with_token(Method::GET, "/me", token).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        server.with_token(Method::GET, "/me", &bob).await.status,
+        StatusCode::OK,
+        "other users keep their sessions"
+    );
+    let again = server.with_token(Method::POST, "/logout/all", &phone).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+
+    let fresh = server.token("alice", "wonderland").await;
+    assert_eq!(server.with_token(Method::GET, "/me", &fresh).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_refuses_bad_credentials_and_bad_json() {
+    let server = Server::start().await;
+    for (user, password) in [("alice", "builder"), ("mallory", "wonderland"), ("", "")] {
+        let reply = server.login(user, password).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{user}/{password}");
+        assert_eq!(reply.body["error"], "invalid_credentials");
+        assert_eq!(reply.challenge.as_deref(), Some("Bearer"));
+    }
+    for body in ["", "{", "[]", r#"{"username":"alice"}"#, r#"{"username":1,"password":2}"#] {
+        let reply = server.send(Method::POST, "/login", &[], body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_eq!(reply.body["error"], "invalid_request");
+    }
+}
+
+// ===== every bad input, with its status and challenge =====
+
+/// Signs `claims` with the server's key under `header`.
+fn sign(header: &Header, claims: &Value) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(SECRET)).unwrap()
+}
+
+fn access_header(alg: Algorithm) -> Header {
+    Header {
+        typ: Some("at+jwt".into()),
+        ..Header::new(alg)
+    }
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// Claims of a real session, which the test can then bend.
+fn claims_of(sub: &str, sid: &str) -> Value {
+    json!({
+        "sub": sub, "sid": sid, "jti": "test", "iat": now(), "exp": now() + 600,
+        "iss": ISSUER, "aud": AUDIENCE,
+    })
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+const INVALID_TOKEN: &str = r#"Bearer error="invalid_token", error_description="#;
+
+#[tokio::test]
+async fn bad_inputs_get_their_exact_status_and_challenge() {
+    let server = Server::start().await;
+    let issued = server.sessions.issue(Login::new("alice")).await.unwrap();
+    let valid = issued.access_token.clone();
+    let sid = issued.session.id.to_string();
+    let claims = claims_of("alice", &sid);
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut bent = claims.clone();
+        change(&mut bent);
+        sign(&access_header(Algorithm::HS256), &bent)
+    };
+    let [head, payload, signature]: [&str; 3] =
+        valid.split('.').collect::<Vec<_>>().try_into().unwrap();
+
+    let revoked = server.sessions.issue(Login::new("alice")).await.unwrap();
+    server
+        .sessions
+        .revoke("alice", &revoked.session.id)
+        .await
+        .unwrap();
+    let deleted_user = server.sessions.issue(Login::new("carol")).await.unwrap();
+
+    let rsa_token = jsonwebtoken::encode(
+        &access_header(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
+    )
+    .unwrap();
+    let other_payload = b64(&json!({ "sub": "bob", "sid": sid, "jti": "x", "iat": now(), "exp": now() + 600, "iss": ISSUER, "aud": AUDIENCE }));
+
+    let bearer = |token: &str| format!("Bearer {token}").into_bytes();
+    let missing_bearer: Option<&str> = Some("Bearer");
+    let invalid_request = Some(r#"Bearer error="invalid_request", error_description="#);
+    let invalid_token = Some(INVALID_TOKEN);
+
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Vec<Vec<u8>>, StatusCode, Option<&str>, &str)> = vec![
+        ("missing header", vec![], StatusCode::UNAUTHORIZED, missing_bearer, ""),
+        ("empty header", vec![b"".to_vec()], StatusCode::BAD_REQUEST, invalid_request, "malformed Authorization header"),
+        ("Bearer alone", vec![b"Bearer".to_vec()], StatusCode::BAD_REQUEST, invalid_request, "malformed Authorization header"),
+        ("Bearer a b", vec![b"Bearer a b".to_vec()], StatusCode::BAD_REQUEST, invalid_request, "malformed Authorization header"),
+        ("wrong scheme", vec![format!("Basic {}", URL_SAFE_NO_PAD.encode("alice:wonderland")).into_bytes()], StatusCode::UNAUTHORIZED, missing_bearer, ""),
+        ("lowercase scheme", vec![format!("bearer {valid}").into_bytes()], StatusCode::OK, None, ""),
+        ("two headers", vec![bearer(&valid), bearer(&valid)], StatusCode::BAD_REQUEST, invalid_request, "more than one Authorization header"),
+        ("non-UTF-8 bytes", vec![b"Bearer \xff\xfe".to_vec()], StatusCode::BAD_REQUEST, invalid_request, "malformed Authorization header"),
+        ("oversize token", vec![bearer(&"a".repeat(8 * 1024 + 1))], StatusCode::UNAUTHORIZED, invalid_token, "token too long"),
+        ("garbage", vec![bearer("abc.def.ghi")], StatusCode::UNAUTHORIZED, invalid_token, "malformed token"),
+        ("not three parts", vec![bearer("abcdef")], StatusCode::UNAUTHORIZED, invalid_token, "malformed token"),
+        ("alg none", vec![bearer(&format!("{}.{payload}.", b64(&json!({"alg": "none", "typ": "at+jwt"}))))], StatusCode::UNAUTHORIZED, invalid_token, "malformed token"),
+        ("alg not configured (HS512)", vec![bearer(&sign(&access_header(Algorithm::HS512), &claims))], StatusCode::UNAUTHORIZED, invalid_token, "algorithm not allowed"),
+        ("RS256 token against HS256", vec![bearer(&rsa_token)], StatusCode::UNAUTHORIZED, invalid_token, "algorithm not allowed"),
+        ("payload swapped under a valid signature", vec![bearer(&format!("{head}.{other_payload}.{signature}"))], StatusCode::UNAUTHORIZED, invalid_token, "invalid signature"),
+        ("truncated signature", vec![bearer(&valid[..valid.len() - 3])], StatusCode::UNAUTHORIZED, invalid_token, "invalid signature"),
+        ("no signature", vec![bearer(&format!("{head}.{payload}."))], StatusCode::UNAUTHORIZED, invalid_token, "invalid signature"),
+        ("expired", vec![bearer(&with(&|c| { c["exp"] = json!(now() - 120); }))], StatusCode::UNAUTHORIZED, invalid_token, "expired"),
+        ("nbf in the future", vec![bearer(&with(&|c| { c["nbf"] = json!(now() + 120); }))], StatusCode::UNAUTHORIZED, invalid_token, "not yet valid"),
+        ("wrong iss", vec![bearer(&with(&|c| { c["iss"] = json!("https://evil.test"); }))], StatusCode::UNAUTHORIZED, invalid_token, "wrong issuer"),
+        ("missing iss", vec![bearer(&with(&|c| { c.as_object_mut().unwrap().remove("iss"); }))], StatusCode::UNAUTHORIZED, invalid_token, "missing required claim"),
+        ("wrong aud", vec![bearer(&with(&|c| { c["aud"] = json!("other-api"); }))], StatusCode::UNAUTHORIZED, invalid_token, "wrong audience"),
+        ("missing exp", vec![bearer(&with(&|c| { c.as_object_mut().unwrap().remove("exp"); }))], StatusCode::UNAUTHORIZED, invalid_token, "missing required claim"),
+        ("missing sub", vec![bearer(&with(&|c| { c.as_object_mut().unwrap().remove("sub"); }))], StatusCode::UNAUTHORIZED, invalid_token, "missing required claim"),
+        ("missing sid", vec![bearer(&with(&|c| { c.as_object_mut().unwrap().remove("sid"); }))], StatusCode::UNAUTHORIZED, invalid_token, "missing required claim"),
+        ("malformed sid", vec![bearer(&with(&|c| { c["sid"] = json!("not-a-session-id"); }))], StatusCode::UNAUTHORIZED, invalid_token, "malformed token"),
+        ("exp as a string", vec![bearer(&with(&|c| { c["exp"] = json!("tomorrow"); }))], StatusCode::UNAUTHORIZED, invalid_token, "malformed token"),
+        ("typ of another kind of JWT", vec![bearer(&sign(&Header::new(Algorithm::HS256), &claims))], StatusCode::UNAUTHORIZED, invalid_token, "wrong token type"),
+        ("unknown crit header", vec![bearer(&sign(&Header { crit: Some(vec!["exp".into()]), ..access_header(Algorithm::HS256) }, &claims))], StatusCode::UNAUTHORIZED, invalid_token, "unsupported critical header"),
+        ("valid signature, session never created", vec![bearer(&with(&|c| { c["sid"] = json!("AAAAAAAAAAAAAAAAAAAAAA"); }))], StatusCode::UNAUTHORIZED, invalid_token, "revoked"),
+        ("session of another user", vec![bearer(&with(&|c| { c["sub"] = json!("bob"); }))], StatusCode::UNAUTHORIZED, invalid_token, "revoked"),
+        ("revoked session", vec![bearer(&revoked.access_token)], StatusCode::UNAUTHORIZED, invalid_token, "revoked"),
+        ("deleted user", vec![bearer(&deleted_user.access_token)], StatusCode::UNAUTHORIZED, invalid_token, "unknown user"),
+        ("valid", vec![bearer(&valid)], StatusCode::OK, None, ""),
+    ];
+
+    for (name, values, status, challenge, description) in cases {
+        let headers: Vec<(&str, &[u8])> = values
+            .iter()
+            .map(|value| ("authorization", value.as_slice()))
+            .collect();
+        let reply = server.send(Method::GET, "/me", &headers, "").await;
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        match challenge {
+            Some("Bearer") => assert_eq!(reply.challenge.as_deref(), Some("Bearer"), "{name}"),
+            Some(prefix) => {
+                let expected = format!("{prefix}\"{description}\"");
+                assert_eq!(reply.challenge.as_deref(), Some(expected.as_str()), "{name}");
+                assert_eq!(reply.body["error_description"], description, "{name}");
+            }
+            None => assert_eq!(reply.challenge, None, "{name}"),
+        }
+        if status != StatusCode::OK {
+            let body = reply.body.to_string();
+            assert!(!body.contains(&valid) && !body.contains(payload), "{name}: token echoed");
+        }
+    }
+}
+
+// ===== concurrency =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_logout_returned_no_request_with_the_token_is_accepted() {
+    let server = Arc::new(Server::start().await);
+    let token = Arc::new(server.token("alice", "wonderland").await);
+    let revoked = Arc::new(AtomicBool::new(false));
+    let accepted_before = Arc::new(AtomicUsize::new(0));
+
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (server, token, revoked, accepted_before) =
+            (server.clone(), token.clone(), revoked.clone(), accepted_before.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut after = 0;
+            // Bounded: stop after 20 requests sent once the revocation is known.
+            while after < 20 {
+                let sent_after_revoke = revoked.load(Ordering::SeqCst);
+                let reply = server.with_token(Method::GET, "/me", &token).await;
+                if sent_after_revoke {
+                    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "accepted after revoke");
+                    after += 1;
+                } else if reply.status == StatusCode::OK {
+                    accepted_before.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let logout = server.with_token(Method::POST, "/logout", &token).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    revoked.store(true, Ordering::SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(accepted_before.load(Ordering::SeqCst) > 0, "the load ran before the logout");
+}
