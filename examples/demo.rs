@@ -73,7 +73,11 @@ async fn run() -> Result<(), BoxError> {
         );
     }
     println!("sessions: in memory");
-    serve(listener, Sessions::builder(keys, MemoryStore::new()).build()?).await
+    serve(
+        listener,
+        Sessions::builder(keys, MemoryStore::new()).build()?,
+    )
+    .await
 }
 
 /// The HS256 key from `JWT_SECRET`, or a random one.

@@ -57,10 +57,14 @@ where
     type Rejection = MissingAuthLayer;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Self>().cloned().ok_or(MissingAuthLayer {
-            what: "verified claims",
-            hint: " (with the same claims type)",
-        })
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(MissingAuthLayer {
+                what: "verified claims",
+                hint: " (with the same claims type)",
+            })
     }
 }
 
@@ -72,9 +76,14 @@ where
     type Rejection = MissingAuthLayer;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<U>().cloned().map(CurrentUser).ok_or(MissingAuthLayer {
-            what: "the resolved user",
-            hint: " with resolve_user",
-        })
+        parts
+            .extensions
+            .get::<U>()
+            .cloned()
+            .map(CurrentUser)
+            .ok_or(MissingAuthLayer {
+                what: "the resolved user",
+                hint: " with resolve_user",
+            })
     }
 }

@@ -223,6 +223,9 @@ mod tests {
         let json = serde_json::to_value(&claims).unwrap();
         assert_eq!(json["role"], "admin");
         assert!(json.get("nbf").is_none());
-        assert_eq!(serde_json::from_value::<Claims<Role>>(json).unwrap(), claims);
+        assert_eq!(
+            serde_json::from_value::<Claims<Role>>(json).unwrap(),
+            claims
+        );
     }
 }

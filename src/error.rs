@@ -302,9 +302,7 @@ impl Challenge {
         let mut response = handler.render(error);
         let headers = response.headers_mut();
         if let Some(challenge) = error.challenge(self.realm.as_deref()) {
-            headers
-                .entry(header::WWW_AUTHENTICATE)
-                .or_insert(challenge);
+            headers.entry(header::WWW_AUTHENTICATE).or_insert(challenge);
         } else if error.status() == StatusCode::SERVICE_UNAVAILABLE {
             headers
                 .entry(header::RETRY_AFTER)
@@ -391,10 +389,8 @@ mod tests {
             response.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer realm="api", error="invalid_token", error_description="revoked""#
         );
-        let response = challenge.respond(
-            &handler,
-            &AuthError::StoreUnavailable(StoreError::Timeout),
-        );
+        let response =
+            challenge.respond(&handler, &AuthError::StoreUnavailable(StoreError::Timeout));
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 }

@@ -37,13 +37,14 @@ impl Extractor {
         if !is_b64token(token) {
             return Err(malformed.into());
         }
-        Ok(token)
+        // A b64token is ASCII, so this cannot fail.
+        std::str::from_utf8(token).map_err(|_| malformed.into())
     }
 }
 
 /// The bearer token of the one `Authorization` header; `None` when there is no header or it
 /// is of another scheme (no bearer credentials, so no error code: RFC 6750 §3.1).
-fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -51,15 +52,19 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     if values.next().is_some() {
         return Err(RequestError::MultipleHeaders.into());
     }
-    let value = value.to_str().map_err(|_| RequestError::MalformedHeader)?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let value = value.as_bytes();
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &[][..]),
+    };
     if scheme.is_empty() {
         return Err(RequestError::MalformedHeader.into());
     }
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
-    let token = rest.trim_start_matches(' ');
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let token = &rest[start..];
     if token.is_empty() {
         return Err(RequestError::MalformedHeader.into());
     }
@@ -67,22 +72,21 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
 }
 
 /// The value of cookie `name`; two cookies of that name are two credentials.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, AuthError> {
     let mut found = None;
     for header in headers.get_all(COOKIE) {
-        let Ok(header) = header.to_str() else {
-            continue;
-        };
-        for pair in header.split(';') {
-            let Some((key, value)) = pair.trim().split_once('=') else {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(equals) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if key != name {
+            if &pair[..equals] != name.as_bytes() {
                 continue;
             }
+            let value = &pair[equals + 1..];
             let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
                 .unwrap_or(value);
             if found.replace(value).is_some() {
                 return Err(RequestError::MultipleCredentials.into());
@@ -93,13 +97,24 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Aut
 }
 
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+fn is_b64token(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &token[..token.len() - padding];
+    !body.is_empty() && body.iter().all(|&b| B64TOKEN[usize::from(b)])
 }
+
+/// The characters of a b64token before its padding.
+static B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -145,6 +160,7 @@ mod tests {
             (b"Bearer a=b", "400 malformed Authorization header"),
             (b" Bearer abc", "400 malformed Authorization header"),
             (b"Bearer \xffabc", "400 malformed Authorization header"),
+            (b"\xff", "401 missing bearer token"),
             (b"Basic YWxpY2U6cHc=", "401 missing bearer token"),
             (b"Bearerabc", "401 missing bearer token"),
             (b"Bearer 0123456789abcdefX", "401 token too long"),
@@ -159,7 +175,10 @@ mod tests {
         }
         assert_eq!(outcome(None, &[]), "401 missing bearer token");
         assert_eq!(
-            outcome(None, &[(&AUTHORIZATION, b"Bearer a"), (&AUTHORIZATION, b"Bearer a")]),
+            outcome(
+                None,
+                &[(&AUTHORIZATION, b"Bearer a"), (&AUTHORIZATION, b"Bearer a")]
+            ),
             "400 more than one Authorization header"
         );
     }

@@ -73,9 +73,13 @@ impl<St, C, const ALL: bool> Clone for Logout<St, C, ALL> {
 
 impl<St, C, const ALL: bool> fmt::Debug for Logout<St, C, ALL> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(if ALL { "LogoutAllService" } else { "LogoutService" })
-            .field("sessions", &self.sessions)
-            .finish()
+        f.debug_struct(if ALL {
+            "LogoutAllService"
+        } else {
+            "LogoutService"
+        })
+        .field("sessions", &self.sessions)
+        .finish()
     }
 }
 
@@ -129,7 +133,11 @@ where
     }
 }
 
-async fn end<St, C>(sessions: &Sessions<St, C>, headers: &HeaderMap, all: bool) -> Result<(), AuthError>
+async fn end<St, C>(
+    sessions: &Sessions<St, C>,
+    headers: &HeaderMap,
+    all: bool,
+) -> Result<(), AuthError>
 where
     St: SessionStore,
     C: DeserializeOwned,
@@ -139,7 +147,7 @@ where
         sessions.revoke_all(&claims.sub).await?;
         return Ok(());
     }
-    let claims = sessions.verify_headers(headers)?;
+    let claims = sessions.verify_headers(headers, sessions.now())?;
     if sessions.revoke(&claims.sub, &claims.sid).await? {
         Ok(())
     } else {

@@ -37,8 +37,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::Full;
 use jsonwebtoken::Validation;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, TokenError};
 use crate::extract::Extractor;
@@ -270,15 +270,19 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         if self.max_token_len == 0 {
             return Err(ConfigError::MaxTokenLenZero);
         }
-        if let Some(realm) = &self.realm {
-            if !realm.bytes().all(|b| matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\') {
-                return Err(ConfigError::InvalidRealm);
-            }
+        let quotable = |b: u8| matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\';
+        if self
+            .realm
+            .as_ref()
+            .is_some_and(|realm| !realm.bytes().all(quotable))
+        {
+            return Err(ConfigError::InvalidRealm);
         }
-        if let Some(name) = &self.cookie {
-            if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(ConfigError::InvalidCookieName);
-            }
+        // A cookie name is an HTTP token, as a header name is.
+        if self.cookie.as_ref().is_some_and(|name| {
+            name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err()
+        }) {
+            return Err(ConfigError::InvalidCookieName);
         }
         install_provider();
 
@@ -475,6 +479,13 @@ impl<St: SessionStore, C> Sessions<St, C> {
     where
         C: DeserializeOwned,
     {
+        self.verify_at(token, self.now())
+    }
+
+    fn verify_at(&self, token: &str, now: u64) -> Result<Claims<C>, TokenError>
+    where
+        C: DeserializeOwned,
+    {
         let shared = &*self.shared;
         let data =
             jsonwebtoken::decode::<Claims<C>>(token, shared.keys.decoding(), &shared.validation)?;
@@ -491,7 +502,6 @@ impl<St: SessionStore, C> Sessions<St, C> {
             return Err(TokenError::UnsupportedCritical);
         }
         let claims = data.claims;
-        let now = shared.clock.now();
         if now >= claims.exp.saturating_add(shared.leeway) {
             return Err(TokenError::Expired);
         }
@@ -510,8 +520,9 @@ impl<St: SessionStore, C> Sessions<St, C> {
     where
         C: DeserializeOwned,
     {
-        let claims = self.verify_headers(headers)?;
-        if self.is_active(&claims).await? {
+        let now = self.now();
+        let claims = self.verify_headers(headers, now)?;
+        if self.is_active(&claims, now).await? {
             Ok(claims)
         } else {
             Err(TokenError::Revoked.into())
@@ -562,20 +573,27 @@ impl<St: SessionStore, C> Sessions<St, C> {
 
     // ===== crate-internal pieces of the request path =====
 
+    /// Now, read once per request so that every check of it agrees.
+    pub(crate) fn now(&self) -> u64 {
+        self.shared.clock.now()
+    }
+
     /// Extraction and verification: everything before the store is asked.
-    pub(crate) fn verify_headers(&self, headers: &HeaderMap) -> Result<Claims<C>, AuthError>
+    pub(crate) fn verify_headers(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Claims<C>, AuthError>
     where
         C: DeserializeOwned,
     {
         let token = self.shared.extractor.token(headers)?;
-        Ok(self.verify(token)?)
+        Ok(self.verify_at(token, now)?)
     }
 
     /// The allowlist check; a store failure fails closed.
-    pub(crate) fn is_active(&self, claims: &Claims<C>) -> St::IsActive {
-        self.shared
-            .store
-            .is_active(&claims.sub, &claims.sid, self.shared.clock.now())
+    pub(crate) fn is_active(&self, claims: &Claims<C>, now: u64) -> St::IsActive {
+        self.shared.store.is_active(&claims.sub, &claims.sid, now)
     }
 
     /// The response for a refused request.

@@ -58,7 +58,13 @@ impl Server {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, headers: &[(&str, &[u8])], body: &str) -> Reply {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &str,
+    ) -> Reply {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr));
@@ -87,8 +93,13 @@ impl Server {
 
     async fn login(&self, username: &str, password: &str) -> Reply {
         let body = json!({ "username": username, "password": password }).to_string();
-        self.send(Method::POST, "/login", &[("content-type", b"application/json")], &body)
-            .await
+        self.send(
+            Method::POST,
+            "/login",
+            &[("content-type", b"application/json")],
+            &body,
+        )
+        .await
     }
 
     async fn token(&self, username: &str, password: &str) -> String {
@@ -165,7 +176,10 @@ async fn logout_all_ends_every_device_and_a_new_login_works() {
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 
     let fresh = server.token("alice", "wonderland").await;
-    assert_eq!(server.with_token(Method::GET, "/me", &fresh).await.status, StatusCode::OK);
+    assert_eq!(
+        server.with_token(Method::GET, "/me", &fresh).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -177,7 +191,13 @@ async fn login_refuses_bad_credentials_and_bad_json() {
         assert_eq!(reply.body["error"], "invalid_credentials");
         assert_eq!(reply.challenge.as_deref(), Some("Bearer"));
     }
-    for body in ["", "{", "[]", r#"{"username":"alice"}"#, r#"{"username":1,"password":2}"#] {
+    for body in [
+        "",
+        "{",
+        "[]",
+        r#"{"username":"alice"}"#,
+        r#"{"username":1,"password":2}"#,
+    ] {
         let reply = server.send(Method::POST, "/login", &[], body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
         assert_eq!(reply.body["error"], "invalid_request");
@@ -214,6 +234,10 @@ fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
+/// A name, the `Authorization` header values sent, and the expected status, challenge
+/// prefix and `error_description`.
+type Case<'a> = (&'a str, Vec<Vec<u8>>, StatusCode, Option<&'a str>, &'a str);
+
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token", error_description="#;
 
 #[tokio::test]
@@ -245,7 +269,9 @@ async fn bad_inputs_get_their_exact_status_and_challenge() {
         &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
     )
     .unwrap();
-    let other_payload = b64(&json!({ "sub": "bob", "sid": sid, "jti": "x", "iat": now(), "exp": now() + 600, "iss": ISSUER, "aud": AUDIENCE }));
+    let other_payload = b64(
+        &json!({ "sub": "bob", "sid": sid, "jti": "x", "iat": now(), "exp": now() + 600, "iss": ISSUER, "aud": AUDIENCE }),
+    );
 
     let bearer = |token: &str| format!("Bearer {token}").into_bytes();
     let missing_bearer: Option<&str> = Some("Bearer");
@@ -253,7 +279,7 @@ async fn bad_inputs_get_their_exact_status_and_challenge() {
     let invalid_token = Some(INVALID_TOKEN);
 
     #[rustfmt::skip]
-    let cases: Vec<(&str, Vec<Vec<u8>>, StatusCode, Option<&str>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("missing header", vec![], StatusCode::UNAUTHORIZED, missing_bearer, ""),
         ("empty header", vec![b"".to_vec()], StatusCode::BAD_REQUEST, invalid_request, "malformed Authorization header"),
         ("Bearer alone", vec![b"Bearer".to_vec()], StatusCode::BAD_REQUEST, invalid_request, "malformed Authorization header"),
@@ -301,14 +327,21 @@ async fn bad_inputs_get_their_exact_status_and_challenge() {
             Some("Bearer") => assert_eq!(reply.challenge.as_deref(), Some("Bearer"), "{name}"),
             Some(prefix) => {
                 let expected = format!("{prefix}\"{description}\"");
-                assert_eq!(reply.challenge.as_deref(), Some(expected.as_str()), "{name}");
+                assert_eq!(
+                    reply.challenge.as_deref(),
+                    Some(expected.as_str()),
+                    "{name}"
+                );
                 assert_eq!(reply.body["error_description"], description, "{name}");
             }
             None => assert_eq!(reply.challenge, None, "{name}"),
         }
         if status != StatusCode::OK {
             let body = reply.body.to_string();
-            assert!(!body.contains(&valid) && !body.contains(payload), "{name}: token echoed");
+            assert!(
+                !body.contains(&valid) && !body.contains(payload),
+                "{name}: token echoed"
+            );
         }
     }
 }
@@ -324,8 +357,12 @@ async fn once_logout_returned_no_request_with_the_token_is_accepted() {
 
     let mut tasks = Vec::new();
     for _ in 0..16 {
-        let (server, token, revoked, accepted_before) =
-            (server.clone(), token.clone(), revoked.clone(), accepted_before.clone());
+        let (server, token, revoked, accepted_before) = (
+            server.clone(),
+            token.clone(),
+            revoked.clone(),
+            accepted_before.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut after = 0;
             // Bounded: stop after 20 requests sent once the revocation is known.
@@ -333,7 +370,11 @@ async fn once_logout_returned_no_request_with_the_token_is_accepted() {
                 let sent_after_revoke = revoked.load(Ordering::SeqCst);
                 let reply = server.with_token(Method::GET, "/me", &token).await;
                 if sent_after_revoke {
-                    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "accepted after revoke");
+                    assert_eq!(
+                        reply.status,
+                        StatusCode::UNAUTHORIZED,
+                        "accepted after revoke"
+                    );
                     after += 1;
                 } else if reply.status == StatusCode::OK {
                     accepted_before.fetch_add(1, Ordering::SeqCst);
@@ -348,5 +389,8 @@ async fn once_logout_returned_no_request_with_the_token_is_accepted() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(accepted_before.load(Ordering::SeqCst) > 0, "the load ran before the logout");
+    assert!(
+        accepted_before.load(Ordering::SeqCst) > 0,
+        "the load ran before the logout"
+    );
 }

@@ -70,3 +70,12 @@ where
         }
     }
 }
+
+impl<B: std::fmt::Debug> std::fmt::Debug for AuthBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Inner { body } => f.debug_tuple("AuthBody::Inner").field(body).finish(),
+            Kind::Rejection { body } => f.debug_tuple("AuthBody::Rejection").field(body).finish(),
+        }
+    }
+}

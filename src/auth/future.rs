@@ -61,10 +61,11 @@ where
         inner: S,
         request: Request<ReqBody>,
         claims: Claims<C>,
+        now: u64,
     ) -> Self {
         Self {
             state: State::Checking {
-                fut: sessions.is_active(&claims),
+                fut: sessions.is_active(&claims, now),
             },
             pending: Some(Pending {
                 sessions,
@@ -131,9 +132,7 @@ where
                             }
                         }
                         Ok(None) => rejection(&sessions, TokenError::UnknownUser.into()),
-                        Err(error) => {
-                            rejection(&sessions, AuthError::ResolverUnavailable(error))
-                        }
+                        Err(error) => rejection(&sessions, AuthError::ResolverUnavailable(error)),
                     }
                 }
                 StateProj::Inner { fut } => {

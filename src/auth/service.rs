@@ -71,7 +71,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match self.sessions.verify_headers(request.headers()) {
+        let now = self.sessions.now();
+        match self.sessions.verify_headers(request.headers(), now) {
             Ok(claims) => {
                 // Call the service that `poll_ready` readied; leave a fresh clone behind.
                 let clone = self.inner.clone();
@@ -82,6 +83,7 @@ where
                     inner,
                     request,
                     claims,
+                    now,
                 )
             }
             Err(error) => ResponseFuture::rejected(self.sessions.reject(&error)),

@@ -13,12 +13,15 @@ use crate::{Clock, SessionId};
 
 /// The in-memory session store: one process, no set-up.
 ///
-/// Sessions are grouped per user under one map entry, so a user's login and logout-all
-/// serialise on that entry's shard lock and never lose a session between them. Lookups take
-/// a shard read lock only (no global lock). Expired sessions are dropped whenever their user
-/// is written to, and by a background sweep (every minute by default) that starts with the
-/// first session created inside a Tokio runtime and stops when the store is dropped; call
-/// [`sweep`](Self::sweep) to do it by hand.
+/// Sessions sit in a map keyed by session id, so the check on every request is one hash
+/// lookup under a shard read lock (no global lock). Beside it, an index from user to session
+/// ids: every write of a user (login, logout, logout-all, sweeping) holds that user's index
+/// entry first, so a logout-all and a concurrent login serialise and never leave a session
+/// that the index does not reach.
+///
+/// Expired sessions are dropped whenever their user is written to, and by a background
+/// sweep (every minute by default) that starts with the first session created inside a
+/// Tokio runtime and stops when the store is dropped; [`sweep`](Self::sweep) does it by hand.
 ///
 /// Clones share the same sessions. See the [store docs](crate::store) for an example.
 #[derive(Clone, Debug, Default)]
@@ -28,7 +31,9 @@ pub struct MemoryStore {
 
 #[derive(Debug)]
 struct Inner {
-    users: DashMap<Box<str>, Vec<Entry>>,
+    sessions: DashMap<SessionId, Record>,
+    // Lock order: a `users` entry, then `sessions`; never the other way round.
+    users: DashMap<Arc<str>, Vec<SessionId>>,
     clock: Clock,
     sweep_every: Duration,
     sweeper_started: AtomicBool,
@@ -37,6 +42,7 @@ struct Inner {
 impl Default for Inner {
     fn default() -> Self {
         Self {
+            sessions: DashMap::new(),
             users: DashMap::new(),
             clock: Clock::system(),
             sweep_every: Duration::from_secs(60),
@@ -45,10 +51,10 @@ impl Default for Inner {
     }
 }
 
-/// A session without its user, who is the map key.
+/// A session as the store keeps it: the user is shared with the index.
 #[derive(Debug, Clone)]
-struct Entry {
-    id: SessionId,
+struct Record {
+    sub: Arc<str>,
     created_at: u64,
     expires_at: u64,
     last_used_at: u64,
@@ -56,11 +62,11 @@ struct Entry {
     address: Option<IpAddr>,
 }
 
-impl Entry {
-    fn to_session(&self, sub: &str) -> Session {
+impl Record {
+    fn to_session(&self, id: SessionId) -> Session {
         Session {
-            id: self.id,
-            sub: sub.to_owned(),
+            id,
+            sub: self.sub.as_ref().to_owned(),
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
@@ -91,23 +97,23 @@ impl MemoryStore {
     /// Drops every session expired at `now`; returns how many were dropped.
     pub fn sweep(&self, now: u64) -> usize {
         let mut dropped = 0;
-        self.inner.users.retain(|_, entries| {
-            let before = entries.len();
-            entries.retain(|entry| now < entry.expires_at);
-            dropped += before - entries.len();
-            !entries.is_empty()
+        self.inner.users.retain(|_, ids| {
+            let before = ids.len();
+            self.inner.drop_expired(ids, now);
+            dropped += before - ids.len();
+            !ids.is_empty()
         });
         dropped
     }
 
     /// How many sessions the store holds, expired ones not yet swept included.
     pub fn len(&self) -> usize {
-        self.inner.users.iter().map(|user| user.len()).sum()
+        self.inner.sessions.len()
     }
 
     /// Whether the store holds no session at all.
     pub fn is_empty(&self) -> bool {
-        self.inner.users.is_empty()
+        self.inner.sessions.is_empty()
     }
 
     fn start_sweeper(&self) {
@@ -123,6 +129,22 @@ impl MemoryStore {
         let store = Arc::downgrade(&self.inner);
         let every = self.inner.sweep_every;
         runtime.spawn(sweep_until_dropped(store, every));
+    }
+}
+
+impl Inner {
+    /// Drops the expired sessions among `ids`, which the caller holds locked.
+    fn drop_expired(&self, ids: &mut Vec<SessionId>, now: u64) {
+        ids.retain(|id| {
+            let live = self
+                .sessions
+                .get(id)
+                .is_some_and(|entry| now < entry.expires_at);
+            if !live {
+                self.sessions.remove(id);
+            }
+            live
+        });
     }
 }
 
@@ -143,69 +165,79 @@ impl SessionStore for MemoryStore {
 
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         self.start_sweeper();
-        let now = session.created_at;
-        let mut entries = self.inner.users.entry(session.sub.as_str().into()).or_default();
-        entries.retain(|entry| now < entry.expires_at);
-        if entries.iter().any(|entry| entry.id == session.id) {
-            return Err(StoreError::Conflict);
+        let inner = &*self.inner;
+        let sub: Arc<str> = session.sub.as_str().into();
+        let mut ids = inner.users.entry(Arc::clone(&sub)).or_default();
+        inner.drop_expired(&mut ids, session.created_at);
+        match inner.sessions.entry(session.id) {
+            dashmap::Entry::Occupied(_) => return Err(StoreError::Conflict),
+            dashmap::Entry::Vacant(vacant) => {
+                vacant.insert(Record {
+                    sub,
+                    created_at: session.created_at,
+                    expires_at: session.expires_at,
+                    last_used_at: session.last_used_at,
+                    user_agent: session.user_agent.as_deref().map(Box::from),
+                    address: session.address,
+                });
+            }
         }
-        entries.push(Entry {
-            id: session.id,
-            created_at: session.created_at,
-            expires_at: session.expires_at,
-            last_used_at: session.last_used_at,
-            user_agent: session.user_agent.as_deref().map(Box::from),
-            address: session.address,
-        });
+        ids.push(session.id);
         Ok(())
     }
 
     fn is_active(&self, sub: &str, sid: &SessionId, now: u64) -> Self::IsActive {
-        let active = self.inner.users.get(sub).is_some_and(|entries| {
-            entries
-                .iter()
-                .any(|entry| entry.id == *sid && now < entry.expires_at)
-        });
+        let active = self
+            .inner
+            .sessions
+            .get(sid)
+            .is_some_and(|entry| now < entry.expires_at && *entry.sub == *sub);
         ready(Ok(active))
     }
 
     async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        let found = match self.inner.users.get_mut(sub) {
-            Some(mut entries) => match entries.iter().position(|entry| entry.id == *sid) {
-                Some(index) => {
-                    entries.swap_remove(index);
-                    true
-                }
-                None => false,
-            },
-            None => false,
+        let inner = &*self.inner;
+        let Some(mut ids) = inner.users.get_mut(sub) else {
+            return Ok(false);
         };
-        // Under the shard lock again: a login may have added a session in between.
-        self.inner.users.remove_if(sub, |_, entries| entries.is_empty());
-        Ok(found)
+        let Some(index) = ids.iter().position(|id| id == sid) else {
+            return Ok(false);
+        };
+        ids.swap_remove(index);
+        inner.sessions.remove(sid);
+        let empty = ids.is_empty();
+        drop(ids);
+        if empty {
+            // Under the lock again: a login may have come in between.
+            inner.users.remove_if(sub, |_, ids| ids.is_empty());
+        }
+        Ok(true)
     }
 
     async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        Ok(self
-            .inner
-            .users
-            .remove(sub)
-            .map_or(0, |(_, entries)| entries.len() as u64))
+        let inner = &*self.inner;
+        // `remove_if` runs its closure under the user's lock: no login slips in between.
+        let removed = inner.users.remove_if(sub, |_, ids| {
+            for id in ids {
+                inner.sessions.remove(id);
+            }
+            true
+        });
+        Ok(removed.map_or(0, |(_, ids)| ids.len() as u64))
     }
 
     async fn list(&self, sub: &str, now: u64) -> Result<Vec<Session>, StoreError> {
-        let mut sessions: Vec<Session> = self
-            .inner
-            .users
-            .get(sub)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|entry| now < entry.expires_at)
-                    .map(|entry| entry.to_session(sub))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let inner = &*self.inner;
+        let mut sessions: Vec<Session> = match inner.users.get(sub) {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| {
+                    let entry = inner.sessions.get(id)?;
+                    (now < entry.expires_at).then(|| entry.to_session(*id))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
     }
@@ -223,7 +255,10 @@ mod tests {
     #[tokio::test]
     async fn revoking_the_last_session_removes_the_user() {
         let store = MemoryStore::new();
-        store.create(&Session::new(id(1), "alice", 0, 10)).await.unwrap();
+        store
+            .create(&Session::new(id(1), "alice", 0, 10))
+            .await
+            .unwrap();
         assert!(store.revoke("alice", &id(1)).await.unwrap());
         assert!(store.is_empty());
         assert!(!store.revoke("alice", &id(1)).await.unwrap());
@@ -232,8 +267,14 @@ mod tests {
     #[tokio::test]
     async fn writes_drop_the_users_expired_sessions() {
         let store = MemoryStore::new();
-        store.create(&Session::new(id(1), "alice", 0, 10)).await.unwrap();
-        store.create(&Session::new(id(2), "alice", 20, 30)).await.unwrap();
+        store
+            .create(&Session::new(id(1), "alice", 0, 10))
+            .await
+            .unwrap();
+        store
+            .create(&Session::new(id(2), "alice", 20, 30))
+            .await
+            .unwrap();
         assert_eq!(store.len(), 1);
     }
 
@@ -242,7 +283,10 @@ mod tests {
         let store = MemoryStore::new();
         for n in 0..10 {
             let user = format!("user{n}");
-            store.create(&Session::new(id(n), user, 0, 10 + u64::from(n))).await.unwrap();
+            store
+                .create(&Session::new(id(n), user, 0, 10 + u64::from(n)))
+                .await
+                .unwrap();
         }
         // Expiring at 10..=19: those at or before 15 are gone.
         assert_eq!(store.sweep(15), 6);
@@ -255,7 +299,10 @@ mod tests {
     async fn the_background_sweep_runs_and_stops_with_the_store() {
         let clock = ManualClock::new(0);
         let store = MemoryStore::with_sweep(Duration::from_secs(60), clock.clone());
-        store.create(&Session::new(id(1), "alice", 0, 30)).await.unwrap();
+        store
+            .create(&Session::new(id(1), "alice", 0, 30))
+            .await
+            .unwrap();
         clock.set(31);
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert!(store.is_empty(), "swept by the background task");
@@ -263,16 +310,34 @@ mod tests {
         let weak = Arc::downgrade(&store.inner);
         drop(store);
         tokio::time::sleep(Duration::from_secs(120)).await;
-        assert!(weak.upgrade().is_none(), "the sweeper holds no strong reference");
+        assert!(
+            weak.upgrade().is_none(),
+            "the sweeper holds no strong reference"
+        );
     }
 
     #[tokio::test]
     async fn list_is_oldest_first_and_hides_expired() {
         let store = MemoryStore::new();
-        store.create(&Session::new(id(2), "alice", 5, 100)).await.unwrap();
-        store.create(&Session::new(id(1), "alice", 1, 100)).await.unwrap();
-        store.create(&Session::new(id(3), "alice", 6, 7)).await.unwrap();
-        let ids: Vec<_> = store.list("alice", 8).await.unwrap().iter().map(|s| s.id).collect();
+        store
+            .create(&Session::new(id(2), "alice", 5, 100))
+            .await
+            .unwrap();
+        store
+            .create(&Session::new(id(1), "alice", 1, 100))
+            .await
+            .unwrap();
+        store
+            .create(&Session::new(id(3), "alice", 6, 7))
+            .await
+            .unwrap();
+        let ids: Vec<_> = store
+            .list("alice", 8)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
         assert_eq!(ids, [id(1), id(2)]);
     }
 }
