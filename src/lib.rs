@@ -82,3 +82,8 @@ pub use keys::{KeyError, Keys};
 pub use logout::{LogoutAllService, LogoutService};
 pub use resolve::{ResolveError, UserResolver, resolve_fn};
 pub use sessions::{ConfigError, IssueError, Issued, Login, Sessions, SessionsBuilder};
+
+// The README's examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

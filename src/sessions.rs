@@ -466,6 +466,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             ..Session::new(id, claims.sub, now, expires_at)
         };
         shared.store.create(&session).await?;
+        tracing::debug!(sub = %session.sub, sid = %session.id, "session created");
         Ok(Issued {
             access_token,
             expires_in: shared.access_ttl,
@@ -532,13 +533,17 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// Ends one session of `sub`; `true` when it existed. Its tokens are refused from the
     /// next request on.
     pub async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        self.shared.store.revoke(sub, sid).await
+        let revoked = self.shared.store.revoke(sub, sid).await?;
+        tracing::debug!(sub, %sid, revoked, "session revoked");
+        Ok(revoked)
     }
 
     /// Ends every session of `sub` (log out everywhere, or an administrator's lock-out);
     /// returns how many there were.
     pub async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        self.shared.store.revoke_all(sub).await
+        let revoked = self.shared.store.revoke_all(sub).await?;
+        tracing::debug!(sub, revoked, "all sessions revoked");
+        Ok(revoked)
     }
 
     /// The live sessions of `sub`, oldest first.
@@ -598,6 +603,20 @@ impl<St: SessionStore, C> Sessions<St, C> {
 
     /// The response for a refused request.
     pub(crate) fn reject(&self, error: &AuthError) -> Response<Full<Bytes>> {
+        // Never the token: only the fixed description, and the store's own error.
+        match error {
+            AuthError::StoreUnavailable(source) => {
+                tracing::warn!(error = %source, cause = ?std::error::Error::source(source), "refused: session store unavailable");
+            }
+            AuthError::ResolverUnavailable(source) => {
+                tracing::warn!(error = %source, cause = ?std::error::Error::source(source), "refused: user lookup unavailable");
+            }
+            _ => tracing::debug!(
+                status = error.status().as_u16(),
+                reason = error.description(),
+                "refused"
+            ),
+        }
         self.shared
             .challenge
             .respond(self.shared.errors.as_ref(), error)
