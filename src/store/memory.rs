@@ -1,7 +1,7 @@
 //! The in-memory allowlist, on `dashmap`.
 
-use std::hash::{BuildHasher, RandomState};
 use std::future::{Ready, ready};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};

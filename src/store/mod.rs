@@ -5,7 +5,8 @@
 //! Redis store (feature `redis`) shares one allowlist between many instances.
 //!
 //! What every store guarantees:
-//! - `create` refuses an id that exists already ([`StoreError::Conflict`]), never overwrites;
+//! - `create` refuses an id the user has already ([`StoreError::Conflict`]), never
+//!   overwrites (the memory store refuses an id any user has);
 //! - `is_active` honours expiry even before the entry is physically removed;
 //! - `revoke` and `revoke_all` are idempotent;
 //! - a `revoke_all` racing a `create` of the same user never leaves a live session that a
@@ -115,7 +116,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The future of [`is_active`](Self::is_active).
     type IsActive: Future<Output = Result<bool, StoreError>> + Send + 'static;
 
-    /// Adds a new session; an existing id is [`StoreError::Conflict`].
+    /// Adds a new session; an id the user has already is [`StoreError::Conflict`].
     fn create(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Whether session `sid` of `sub` exists and is unexpired at `now`.
