@@ -64,7 +64,7 @@ fn populated(total: usize) -> (Sessions<MemoryStore>, Vec<String>) {
                 id[..8].copy_from_slice(&(n as u64).to_le_bytes());
                 let session =
                     Session::new(SessionId::from_bytes(id), format!("user{n}"), 0, expires);
-                sessions.store().create(&session).await.unwrap();
+                sessions.store().create(&session, None).await.unwrap();
             }
         }
     });

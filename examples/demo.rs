@@ -12,12 +12,17 @@
 //!
 //! Users: `alice` / `wonderland`, `bob` / `builder`.
 //!
-//! | route              | answer                                                                  |
-//! |--------------------|-------------------------------------------------------------------------|
-//! | `POST /login`      | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in"}`, 401 bad credentials, 400 bad JSON |
-//! | `GET /me`          | 200 `{"sub","sid"}`, or the middleware's 400/401/503                     |
-//! | `POST /logout`     | 204: this session ends                                                   |
-//! | `POST /logout/all` | 204: every session of the user ends                                      |
+//! | route                   | answer |
+//! |-------------------------|--------|
+//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in"}`, 401 bad credentials, 400 bad JSON |
+//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one |
+//! | `GET /me`               | 200 `{"sub","sid"}`, or the middleware's 400/401/503 |
+//! | `GET /sessions`         | 200 `{"sessions":[{"id","created_at","last_used_at","expires_at","user_agent","address","current"}]}` |
+//! | `DELETE /sessions/{id}` | 204: that session of the caller ends; 404 for an unknown id or someone else's |
+//! | `POST /logout`          | 204: this session ends |
+//! | `POST /logout/all`      | 204: every session of the user ends |
+//!
+//! A user has at most 10 live sessions; an 11th login ends the oldest.
 
 use std::future::ready;
 use std::net::SocketAddr;
@@ -25,15 +30,19 @@ use std::net::SocketAddr;
 use aws_lc_rs::{constant_time, digest};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, post_service};
+use axum::routing::{delete, get, post, post_service};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_jwt_auth::store::{MemoryStore, SessionStore};
-use tower_jwt_auth::{Claims, Keys, Login, ResolveError, Sessions, resolve_fn};
+use tower_jwt_auth::clock::rfc3339;
+use tower_jwt_auth::store::{MemoryStore, SessionStore, WhenFull};
+use tower_jwt_auth::{
+    Claims, IssueError, Issued, Keys, Login, ResolveError, SessionId, Sessions, SessionsBuilder,
+    resolve_fn,
+};
 
 /// Any error that ends the demo.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -64,7 +73,7 @@ async fn run() -> Result<(), BoxError> {
         {
             let store = tower_jwt_auth::store::redis::RedisStore::connect(&url).await?;
             println!("sessions: Redis at {url}");
-            return serve(listener, Sessions::builder(keys, store).build()?).await;
+            return serve(listener, policy(Sessions::builder(keys, store)).build()?).await;
         }
         #[cfg(not(feature = "redis"))]
         eprintln!(
@@ -75,9 +84,14 @@ async fn run() -> Result<(), BoxError> {
     println!("sessions: in memory");
     serve(
         listener,
-        Sessions::builder(keys, MemoryStore::new()).build()?,
+        policy(Sessions::builder(keys, MemoryStore::new())).build()?,
     )
     .await
+}
+
+/// The demo's session policy, the same on every store.
+pub fn policy<St: SessionStore>(builder: SessionsBuilder<St>) -> SessionsBuilder<St> {
+    builder.session_limit(10, WhenFull::EndOldest)
 }
 
 /// The HS256 key from `JWT_SECRET`, or a random one.
@@ -132,14 +146,17 @@ pub fn app<St: SessionStore>(sessions: Sessions<St>) -> Router {
     });
     let protected = Router::new()
         .route("/me", get(me))
+        .route("/sessions", get(list_sessions::<St>))
+        .route("/sessions/{id}", delete(end_session::<St>))
         .route_layer(sessions.layer().resolve_user(user_exists));
     Router::new()
         .route("/login", post(login::<St>))
+        .route("/refresh", post(refresh::<St>))
         // The logout services authenticate the token themselves.
         .route("/logout", post_service(sessions.logout_service()))
         .route("/logout/all", post_service(sessions.logout_all_service()))
-        .with_state(sessions)
         .merge(protected)
+        .with_state(sessions)
 }
 
 #[derive(Deserialize)]
@@ -179,21 +196,114 @@ async fn login<St: SessionStore>(
     {
         login = login.user_agent(agent);
     }
-    match sessions.issue(login).await {
+    tokens(sessions.issue(login).await)
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh<St: SessionStore>(State(sessions): State<Sessions<St>>, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<RefreshRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be JSON {\"refresh_token\": \"...\"}",
+        );
+    };
+    tokens(sessions.refresh(&request.refresh_token).await)
+}
+
+/// The answer to a login or a refresh.
+fn tokens(result: Result<Issued, IssueError>) -> Response {
+    match result {
         Ok(issued) => (
             [(header::CACHE_CONTROL, "no-store")],
             axum::Json(json!({
                 "access_token": issued.access_token,
                 "token_type": "Bearer",
                 "expires_in": issued.expires_in,
+                "refresh_token": issued.refresh_token,
+                "refresh_expires_in": issued.refresh_expires_in,
             })),
         )
             .into_response(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the session could not be created",
+        Err(IssueError::Refused(reason)) => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_grant",
+                reason.description(),
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+        Err(IssueError::TooManySessions) => error(
+            StatusCode::FORBIDDEN,
+            "too_many_sessions",
+            "log out of another device first",
         ),
+        Err(_) => unavailable(),
+    }
+}
+
+fn unavailable() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the session store is unavailable",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+async fn list_sessions<St: SessionStore>(
+    State(sessions): State<Sessions<St>>,
+    claims: Claims,
+) -> Response {
+    let Ok(list) = sessions.list(&claims.sub).await else {
+        return unavailable();
+    };
+    let list: Vec<_> = list
+        .iter()
+        .map(|session| {
+            json!({
+                "id": session.id,
+                "created_at": rfc3339(session.created_at),
+                "last_used_at": rfc3339(session.last_used_at),
+                "expires_at": rfc3339(session.expires_at),
+                "user_agent": session.user_agent,
+                "address": session.address,
+                "current": session.id == claims.sid,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "sessions": list })).into_response()
+}
+
+async fn end_session<St: SessionStore>(
+    State(sessions): State<Sessions<St>>,
+    claims: Claims,
+    Path(id): Path<String>,
+) -> Response {
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such session of yours",
+        )
+    };
+    let Ok(id) = id.parse::<SessionId>() else {
+        return not_found();
+    };
+    match sessions.revoke(&claims.sub, &id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => not_found(),
+        Err(_) => unavailable(),
     }
 }
 

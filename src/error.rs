@@ -120,6 +120,13 @@ pub enum TokenError {
     /// The [`UserResolver`](crate::UserResolver) found no such user.
     #[error("unknown user")]
     UnknownUser,
+    /// A refresh token retired moments ago, presented again within the grace period: refused,
+    /// but its session goes on.
+    #[error("refresh token already used")]
+    RefreshRetired,
+    /// A retired refresh token presented again: its session was ended.
+    #[error("refresh token reused")]
+    RefreshReused,
 }
 
 impl TokenError {
@@ -139,6 +146,8 @@ impl TokenError {
             Self::UnsupportedCritical => "unsupported critical header",
             Self::Revoked => "revoked",
             Self::UnknownUser => "unknown user",
+            Self::RefreshRetired => "refresh token already used",
+            Self::RefreshReused => "refresh token reused",
         }
     }
 }
@@ -363,6 +372,8 @@ mod tests {
             TokenError::UnsupportedCritical.into(),
             TokenError::Revoked.into(),
             TokenError::UnknownUser.into(),
+            TokenError::RefreshRetired.into(),
+            TokenError::RefreshReused.into(),
             AuthError::StoreUnavailable(StoreError::Timeout),
         ];
         for error in &errors {

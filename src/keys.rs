@@ -186,11 +186,11 @@ impl Keys {
         self.encoding.as_ref()
     }
 
-    /// The header of the tokens these keys sign: `typ` set as for OAuth access tokens
-    /// (RFC 9068), so they cannot be mistaken for another kind of JWT.
-    pub(crate) fn header(&self) -> Header {
+    /// The header of the tokens these keys sign, of type `typ`, so that one kind of token
+    /// cannot be mistaken for another (RFC 8725 §3.11).
+    pub(crate) fn header(&self, typ: &str) -> Header {
         Header {
-            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
+            typ: Some(typ.to_owned()),
             kid: self.kid.clone(),
             ..Header::new(self.algorithm)
         }
@@ -244,6 +244,9 @@ pub(crate) fn install_provider() {
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The `typ` header of refresh tokens.
+pub(crate) const REFRESH_TOKEN_TYPE: &str = "rt+jwt";
 
 enum Family {
     Hmac,

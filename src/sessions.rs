@@ -37,13 +37,16 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::Full;
 use jsonwebtoken::Validation;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, TokenError};
 use crate::extract::Extractor;
-use crate::keys::{ACCESS_TOKEN_TYPE, install_provider};
-use crate::store::{Session, SessionStore, StoreError};
+use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
+use crate::store::{
+    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    WhenFull,
+};
 use crate::{Claims, Clock, JwtAuthLayer, Keys, LogoutAllService, LogoutService, SessionId};
 
 /// The most leeway the builder accepts for clock skew on `exp` and `nbf`.
@@ -61,8 +64,14 @@ pub struct Sessions<St, C = ()> {
 struct Shared<St> {
     keys: Keys,
     validation: Validation,
+    refresh_validation: Validation,
     store: St,
     access_ttl: u64,
+    refresh_idle: u64,
+    session_lifetime: u64,
+    refresh_grace: u64,
+    touch_interval: u64,
+    session_limit: Option<SessionLimit>,
     leeway: u64,
     issuer: Option<String>,
     audience: Option<String>,
@@ -101,8 +110,8 @@ pub enum ConfigError {
     /// More leeway than [`MAX_LEEWAY`].
     #[error("leeway of {0:?} is more than the {MAX_LEEWAY:?} allowed")]
     LeewayTooLarge(Duration),
-    /// A token lifetime under one second.
-    #[error("the access token lifetime must be at least one second")]
+    /// A token or session lifetime under one second.
+    #[error("token and session lifetimes must be at least one second")]
     LifetimeTooShort,
     /// The realm holds a quote, a backslash or a control character.
     #[error("the realm must be printable ASCII without quotes or backslashes")]
@@ -113,9 +122,12 @@ pub enum ConfigError {
     /// The token length limit is zero.
     #[error("the maximum token length must be at least one byte")]
     MaxTokenLenZero,
+    /// A session limit of zero sessions.
+    #[error("the session limit must allow at least one session")]
+    ZeroSessionLimit,
 }
 
-/// Why a token could not be issued.
+/// Why tokens could not be issued, at login or at refresh.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IssueError {
@@ -125,6 +137,12 @@ pub enum IssueError {
     /// The user is empty or longer than 1024 bytes.
     #[error("the subject must be 1 to 1024 bytes long")]
     InvalidSubject,
+    /// The user is at the [`SessionLimit`] and [`WhenFull::RefuseNew`] holds.
+    #[error("the user has as many sessions as allowed")]
+    TooManySessions,
+    /// The refresh token is not (or no longer) acceptable.
+    #[error("refresh refused: {0}")]
+    Refused(#[from] TokenError),
     /// The store refused or failed to record the session.
     #[error("the session could not be stored")]
     Store(#[from] StoreError),
@@ -142,6 +160,11 @@ pub struct SessionsBuilder<St, C = ()> {
     keys: Keys,
     store: St,
     access_ttl: Duration,
+    refresh_idle: Duration,
+    session_lifetime: Duration,
+    refresh_grace: Duration,
+    touch_interval: Duration,
+    session_limit: Option<SessionLimit>,
     leeway: Duration,
     issuer: Option<String>,
     audience: Option<String>,
@@ -156,13 +179,20 @@ pub struct SessionsBuilder<St, C = ()> {
 
 impl<St: SessionStore> Sessions<St> {
     /// Starts the configuration: tokens signed and checked with `keys`, sessions kept in
-    /// `store`. Defaults: 15-minute tokens, 30 s leeway, 8 KiB token limit, no issuer or
-    /// audience, JSON error bodies, the system clock.
+    /// `store`. Defaults: 15-minute access tokens; sessions that end after 7 days without a
+    /// refresh and after 30 days in any case; strict refresh-token reuse detection; last use
+    /// recorded at most once a minute; no session limit; 30 s leeway; 8 KiB token limit; no
+    /// issuer or audience; JSON error bodies; the system clock.
     pub fn builder(keys: Keys, store: St) -> SessionsBuilder<St> {
         SessionsBuilder {
             keys,
             store,
             access_ttl: Duration::from_secs(15 * 60),
+            refresh_idle: Duration::from_secs(7 * 24 * 3600),
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::ZERO,
+            touch_interval: Duration::from_secs(60),
+            session_limit: None,
             leeway: Duration::from_secs(30),
             issuer: None,
             audience: None,
@@ -178,9 +208,42 @@ impl<St: SessionStore> Sessions<St> {
 }
 
 impl<St: SessionStore, C> SessionsBuilder<St, C> {
-    /// How long an access token (and, without refresh, its session) lives.
+    /// How long an access token lives (never past its session's end).
     pub fn access_ttl(mut self, ttl: Duration) -> Self {
         self.access_ttl = ttl;
+        self
+    }
+
+    /// A session not refreshed for this long ends (its idle timeout).
+    pub fn refresh_idle_timeout(mut self, idle: Duration) -> Self {
+        self.refresh_idle = idle;
+        self
+    }
+
+    /// A session ends this long after login, however often it is refreshed.
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// For this long after a refresh, the refresh token it retired is refused without ending
+    /// the session (two browser tabs refreshing at once). Zero, the default, is strict reuse
+    /// detection: a retired refresh token presented again ends its session.
+    pub fn refresh_grace(mut self, grace: Duration) -> Self {
+        self.refresh_grace = grace;
+        self
+    }
+
+    /// A session's last use is recorded at most once per `interval`, so a request does not
+    /// mean a store write.
+    pub fn touch_interval(mut self, interval: Duration) -> Self {
+        self.touch_interval = interval;
+        self
+    }
+
+    /// At most `max` live sessions per user; a login beyond that does what `when_full` says.
+    pub fn session_limit(mut self, max: u32, when_full: WhenFull) -> Self {
+        self.session_limit = Some(SessionLimit { max, when_full });
         self
     }
 
@@ -246,6 +309,11 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             keys: self.keys,
             store: self.store,
             access_ttl: self.access_ttl,
+            refresh_idle: self.refresh_idle,
+            session_lifetime: self.session_lifetime,
+            refresh_grace: self.refresh_grace,
+            touch_interval: self.touch_interval,
+            session_limit: self.session_limit,
             leeway: self.leeway,
             issuer: self.issuer,
             audience: self.audience,
@@ -264,8 +332,14 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::LeewayTooLarge(self.leeway));
         }
-        if self.access_ttl.as_secs() == 0 {
+        if [self.access_ttl, self.refresh_idle, self.session_lifetime]
+            .iter()
+            .any(|lifetime| lifetime.as_secs() == 0)
+        {
             return Err(ConfigError::LifetimeTooShort);
+        }
+        if self.session_limit.is_some_and(|limit| limit.max == 0) {
+            return Err(ConfigError::ZeroSessionLimit);
         }
         if self.max_token_len == 0 {
             return Err(ConfigError::MaxTokenLenZero);
@@ -286,32 +360,25 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         }
         install_provider();
 
-        let mut validation = Validation::new(self.keys.algorithm());
-        // Time claims are checked against our own clock, after the signature.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        let mut required = vec!["exp", "sub"];
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        match &self.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
+        // Refresh tokens name no audience: no resource server takes them for access tokens,
+        // even one that does not look at `typ`.
+        let validation =
+            validation_for(&self.keys, self.issuer.as_deref(), self.audience.as_deref());
+        let refresh_validation = validation_for(&self.keys, self.issuer.as_deref(), None);
 
         let retry_after = HeaderValue::from(self.retry_after.as_secs().max(1));
         Ok(Sessions {
             shared: Arc::new(Shared {
                 keys: self.keys,
                 validation,
+                refresh_validation,
                 store: self.store,
                 access_ttl: self.access_ttl.as_secs(),
+                refresh_idle: self.refresh_idle.as_secs(),
+                session_lifetime: self.session_lifetime.as_secs(),
+                refresh_grace: self.refresh_grace.as_secs(),
+                touch_interval: self.touch_interval.as_secs(),
+                session_limit: self.session_limit,
                 leeway: self.leeway.as_secs(),
                 issuer: self.issuer,
                 audience: self.audience,
@@ -329,6 +396,29 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             _claims: PhantomData,
         })
     }
+}
+
+/// What jsonwebtoken checks: the one algorithm, `exp` and `sub` present, and `iss` / `aud`
+/// when configured. Time claims are checked afterwards against the crate's clock.
+fn validation_for(keys: &Keys, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(keys.algorithm());
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    let mut required = vec!["exp", "sub"];
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    match audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 /// A login to record: the user, optional metadata, and your own claims for its token.
@@ -396,18 +486,25 @@ impl<C> Login<C> {
     }
 }
 
-/// A freshly issued access token and the session it belongs to.
+/// Tokens issued at login or refresh: a short-lived access token and the refresh token that
+/// gets the next pair.
 ///
-/// Its `Debug` output leaves the token out.
+/// Its `Debug` output leaves the tokens out.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Issued {
     /// The signed access token, to send as `Authorization: Bearer <token>`.
     pub access_token: String,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// The session now in the store.
-    pub session: Session,
+    /// The refresh token, to present once to [`Sessions::refresh`].
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires (the session's end unless refreshed).
+    pub refresh_expires_in: u64,
+    /// The user.
+    pub sub: String,
+    /// The session both tokens belong to.
+    pub session_id: SessionId,
 }
 
 impl fmt::Debug for Issued {
@@ -415,62 +512,196 @@ impl fmt::Debug for Issued {
         f.debug_struct("Issued")
             .field("access_token", &"<redacted>")
             .field("expires_in", &self.expires_in)
-            .field("session", &self.session)
+            .field("refresh_token", &"<redacted>")
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .field("sub", &self.sub)
+            .field("session_id", &self.session_id)
             .finish()
     }
 }
 
-/// The claims as signed: `iss` and `aud` come from the configuration.
+/// Claims as signed: `iss` and `aud` come from the configuration.
 #[derive(Serialize)]
-struct Signed<'a, C> {
+struct Signed<'a, T> {
     #[serde(flatten)]
-    claims: &'a Claims<C>,
+    claims: &'a T,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
 }
 
+/// The claims of a refresh token: the session, its rotation generation, its absolute end,
+/// and the custom claims that every access token of the session carries.
+#[derive(Serialize, Deserialize)]
+struct RefreshClaims<C> {
+    sub: String,
+    sid: SessionId,
+    /// Rotation generation.
+    #[serde(rename = "gen")]
+    generation: u64,
+    jti: String,
+    iat: u64,
+    exp: u64,
+    /// The session's absolute end, which no refresh moves.
+    sxp: u64,
+    #[serde(flatten)]
+    custom: C,
+}
+
+/// SHA-256 of a refresh token: what the store keeps instead of the token.
+fn digest(token: &str) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    );
+    out
+}
+
 impl<St: SessionStore, C> Sessions<St, C> {
-    /// Records a new session for `login` and signs its access token.
+    /// Records a new session for `login` and signs its access and refresh tokens.
     pub async fn issue(&self, login: Login<C>) -> Result<Issued, IssueError>
     where
         C: Serialize,
     {
         let shared = &*self.shared;
-        let encoding = shared.keys.encoding().ok_or(IssueError::CannotSign)?;
         if login.sub.is_empty() || login.sub.len() > 1024 {
             return Err(IssueError::InvalidSubject);
         }
         let now = shared.clock.now();
-        let expires_at = now.saturating_add(shared.access_ttl);
-        let id = SessionId::random().map_err(|_| IssueError::Random)?;
-        let claims = Claims {
+        let session_end = now.saturating_add(shared.session_lifetime);
+        let refresh = RefreshClaims {
             sub: login.sub,
-            sid: id,
-            jti: crate::claims::random_token_id().map_err(|_| IssueError::Random)?,
+            sid: SessionId::random().map_err(|_| IssueError::Random)?,
+            generation: 0,
+            jti: String::new(),
             iat: now,
-            exp: expires_at,
-            nbf: None,
+            exp: session_end.min(now.saturating_add(shared.refresh_idle)),
+            sxp: session_end,
             custom: login.custom,
         };
-        let signed = Signed {
-            claims: &claims,
-            iss: shared.issuer.as_deref(),
-            aud: shared.audience.as_deref(),
-        };
-        let access_token = jsonwebtoken::encode(&shared.keys.header(), &signed, encoding)?;
+        let issued = self.sign_pair(refresh, now)?;
         let session = Session {
             user_agent: login.user_agent,
             address: login.address,
-            ..Session::new(id, claims.sub, now, expires_at)
+            refresh: RefreshState {
+                generation: 0,
+                digest: digest(&issued.refresh_token),
+                rotated_at: now,
+            },
+            ..Session::new(
+                issued.session_id,
+                issued.sub.clone(),
+                now,
+                now + issued.refresh_expires_in,
+            )
         };
-        shared.store.create(&session).await?;
-        tracing::debug!(sub = %session.sub, sid = %session.id, "session created");
+        match shared.store.create(&session, shared.session_limit).await? {
+            Created::Live { ended } => {
+                tracing::debug!(sub = %session.sub, sid = %session.id, ended, "session created");
+                Ok(issued)
+            }
+            Created::LimitReached => Err(IssueError::TooManySessions),
+        }
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token, retiring
+    /// the one presented, atomically.
+    ///
+    /// A retired refresh token presented again ends its whole session (its newest access
+    /// token included) and is refused with [`TokenError::RefreshReused`], unless it was
+    /// retired less than [`refresh_grace`](SessionsBuilder::refresh_grace) ago
+    /// ([`TokenError::RefreshRetired`], the session goes on). Of concurrent refreshes with
+    /// one token, exactly one gets the new pair. An unknown, expired or ended session is
+    /// [`TokenError::Revoked`].
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, IssueError>
+    where
+        C: Serialize + DeserializeOwned,
+    {
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        // The type first, so that an access token presented here is named as such.
+        let header = jsonwebtoken::decode_header(refresh_token).map_err(TokenError::from)?;
+        if !header
+            .typ
+            .is_some_and(|typ| typ.eq_ignore_ascii_case(REFRESH_TOKEN_TYPE))
+        {
+            return Err(TokenError::WrongType.into());
+        }
+        let presented: RefreshClaims<C> = self.decode(
+            refresh_token,
+            REFRESH_TOKEN_TYPE,
+            &shared.refresh_validation,
+            now,
+        )?;
+        let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
+        let next = RefreshClaims {
+            generation: generation + 1,
+            jti: String::new(),
+            iat: now,
+            exp: presented.sxp.min(now.saturating_add(shared.refresh_idle)),
+            ..presented
+        };
+        let issued = self.sign_pair(next, now)?;
+        let rotation = Rotation {
+            generation,
+            digest: digest(refresh_token),
+            next_digest: digest(&issued.refresh_token),
+            now,
+            expires_at: now + issued.refresh_expires_in,
+            grace: shared.refresh_grace,
+        };
+        match shared.store.rotate(&sub, &sid, &rotation).await? {
+            Rotated::Rotated => Ok(issued),
+            Rotated::Forgiven => Err(TokenError::RefreshRetired.into()),
+            Rotated::Reused => {
+                tracing::warn!(sub, %sid, generation, "retired refresh token presented: session ended");
+                Err(TokenError::RefreshReused.into())
+            }
+            Rotated::Unknown => Err(TokenError::Revoked.into()),
+        }
+    }
+
+    /// Signs the access token and the refresh token of `refresh`'s session and generation.
+    fn sign_pair(&self, mut refresh: RefreshClaims<C>, now: u64) -> Result<Issued, IssueError>
+    where
+        C: Serialize,
+    {
+        let shared = &*self.shared;
+        let keys = &shared.keys;
+        let encoding = keys.encoding().ok_or(IssueError::CannotSign)?;
+        let random_id = || crate::claims::random_token_id().map_err(|_| IssueError::Random);
+        let access = Claims {
+            sub: refresh.sub.clone(),
+            sid: refresh.sid,
+            jti: random_id()?,
+            iat: now,
+            exp: refresh.exp.min(now.saturating_add(shared.access_ttl)),
+            nbf: None,
+            custom: &refresh.custom,
+        };
+        let signed = Signed {
+            claims: &access,
+            iss: shared.issuer.as_deref(),
+            aud: shared.audience.as_deref(),
+        };
+        let access_token =
+            jsonwebtoken::encode(&keys.header(ACCESS_TOKEN_TYPE), &signed, encoding)?;
+        refresh.jti = random_id()?;
+        let signed = Signed {
+            claims: &refresh,
+            iss: shared.issuer.as_deref(),
+            aud: None,
+        };
+        let refresh_token =
+            jsonwebtoken::encode(&keys.header(REFRESH_TOKEN_TYPE), &signed, encoding)?;
         Ok(Issued {
             access_token,
-            expires_in: shared.access_ttl,
-            session,
+            expires_in: access.exp - now,
+            refresh_token,
+            refresh_expires_in: refresh.exp - now,
+            sub: refresh.sub,
+            session_id: refresh.sid,
         })
     }
 
@@ -487,14 +718,28 @@ impl<St: SessionStore, C> Sessions<St, C> {
     where
         C: DeserializeOwned,
     {
+        self.decode(token, ACCESS_TOKEN_TYPE, &self.shared.validation, now)
+    }
+
+    /// Verifies a token of type `typ`: signature with the one configured algorithm, `typ`,
+    /// no `crit`, then `exp` and `nbf` with leeway against `now`.
+    fn decode<T: DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        typ: &str,
+        validation: &Validation,
+        now: u64,
+    ) -> Result<T, TokenError> {
         let shared = &*self.shared;
-        let data =
-            jsonwebtoken::decode::<Claims<C>>(token, shared.keys.decoding(), &shared.validation)?;
+        if token.len() > shared.extractor.max_len {
+            return Err(TokenError::TooLong);
+        }
+        let data = jsonwebtoken::decode::<T>(token, shared.keys.decoding(), validation)?;
         if !data
             .header
             .typ
             .as_deref()
-            .is_some_and(|typ| typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE))
+            .is_some_and(|found| found.eq_ignore_ascii_case(typ))
         {
             return Err(TokenError::WrongType);
         }
@@ -503,13 +748,11 @@ impl<St: SessionStore, C> Sessions<St, C> {
             return Err(TokenError::UnsupportedCritical);
         }
         let claims = data.claims;
-        if now >= claims.exp.saturating_add(shared.leeway) {
+        let (exp, nbf) = claims.time();
+        if now >= exp.saturating_add(shared.leeway) {
             return Err(TokenError::Expired);
         }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(shared.leeway))
-        {
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(shared.leeway)) {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)
@@ -543,6 +786,14 @@ impl<St: SessionStore, C> Sessions<St, C> {
     pub async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
         let revoked = self.shared.store.revoke_all(sub).await?;
         tracing::debug!(sub, revoked, "all sessions revoked");
+        Ok(revoked)
+    }
+
+    /// Ends every session of `sub` created before `time` (seconds since the Unix epoch):
+    /// after a password change, every token already out in the wild stops working.
+    pub async fn revoke_issued_before(&self, sub: &str, time: u64) -> Result<u64, StoreError> {
+        let revoked = self.shared.store.revoke_created_before(sub, time).await?;
+        tracing::debug!(sub, time, revoked, "sessions issued before a time revoked");
         Ok(revoked)
     }
 
@@ -598,7 +849,10 @@ impl<St: SessionStore, C> Sessions<St, C> {
 
     /// The allowlist check; a store failure fails closed.
     pub(crate) fn is_active(&self, claims: &Claims<C>, now: u64) -> St::IsActive {
-        self.shared.store.is_active(&claims.sub, &claims.sid, now)
+        let shared = &*self.shared;
+        shared
+            .store
+            .is_active(&claims.sub, &claims.sid, now, shared.touch_interval)
     }
 
     /// The response for a refused request.
@@ -626,5 +880,23 @@ impl<St: SessionStore, C> Sessions<St, C> {
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
         Self::StoreUnavailable(error)
+    }
+}
+
+/// The time claims checked after the signature.
+trait TimeClaims {
+    /// `exp`, and `nbf` when present.
+    fn time(&self) -> (u64, Option<u64>);
+}
+
+impl<C> TimeClaims for Claims<C> {
+    fn time(&self) -> (u64, Option<u64>) {
+        (self.exp, self.nbf)
+    }
+}
+
+impl<C> TimeClaims for RefreshClaims<C> {
+    fn time(&self) -> (u64, Option<u64>) {
+        (self.exp, None)
     }
 }

@@ -42,11 +42,14 @@ struct Reply {
 impl Server {
     /// The demo router on a free port, with an issuer and audience configured.
     async fn start() -> Self {
-        let sessions = Sessions::builder(Keys::hs256(SECRET).unwrap(), MemoryStore::new())
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-            .build()
-            .unwrap();
+        let sessions = demo::policy(Sessions::builder(
+            Keys::hs256(SECRET).unwrap(),
+            MemoryStore::new(),
+        ))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(demo::serve(listener, sessions.clone()));
@@ -204,6 +207,143 @@ async fn login_refuses_bad_credentials_and_bad_json() {
     }
 }
 
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
+    let server = Server::start().await;
+    let login = server.login("alice", "wonderland").await;
+    assert_eq!(login.body["refresh_expires_in"], 7 * 24 * 3600);
+    let first_refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+
+    let server = &server;
+    let refresh = |token: &str| {
+        let body = json!({ "refresh_token": token }).to_string();
+        async move { server.send(Method::POST, "/refresh", &[], &body).await }
+    };
+    let rotated = refresh(&first_refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    for field in [
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "refresh_expires_in",
+    ] {
+        assert!(!rotated.body[field].is_null(), "{field}");
+    }
+    assert_eq!(rotated.body["token_type"], "Bearer");
+    let access = rotated.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.with_token(Method::GET, "/me", &access).await.status,
+        StatusCode::OK
+    );
+
+    // The retired token again: refused, and the whole session ends with it.
+    let reused = refresh(&first_refresh).await;
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reused.body["error"], "invalid_grant");
+    assert_eq!(reused.body["error_description"], "refresh token reused");
+    assert_eq!(
+        server.with_token(Method::GET, "/me", &access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let newest = rotated.body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(newest).await.status, StatusCode::UNAUTHORIZED);
+
+    for bad in ["garbage", access.as_str()] {
+        assert_eq!(refresh(bad).await.status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    for body in ["", "{", r#"{"token":"x"}"#] {
+        let reply = server.send(Method::POST, "/refresh", &[], body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
+    }
+}
+
+#[tokio::test]
+async fn users_list_their_devices_and_end_one() {
+    let server = Server::start().await;
+    let laptop = server.token("alice", "wonderland").await;
+    let phone = server.token("alice", "wonderland").await;
+    let bob = server.token("bob", "builder").await;
+
+    let listed = server.with_token(Method::GET, "/sessions", &laptop).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let list = listed.body["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    let laptop_id = current[0]["id"].as_str().unwrap().to_owned();
+    let phone_id = list.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for session in list {
+        for field in ["created_at", "last_used_at", "expires_at"] {
+            let time = session[field].as_str().unwrap();
+            assert!(time.len() == 20 && time.ends_with('Z'), "{field}: {time}");
+        }
+        assert_eq!(session["address"], "127.0.0.1");
+        assert!(session.get("user_agent").is_some());
+    }
+
+    // Bob cannot end Alice's session, nor can anyone end an unknown one.
+    let bobs_try = server
+        .with_token(Method::DELETE, &format!("/sessions/{phone_id}"), &bob)
+        .await;
+    assert_eq!(bobs_try.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.with_token(Method::GET, "/me", &phone).await.status,
+        StatusCode::OK
+    );
+    for unknown in ["AAAAAAAAAAAAAAAAAAAAAA", "not-an-id"] {
+        let reply = server
+            .with_token(Method::DELETE, &format!("/sessions/{unknown}"), &laptop)
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{unknown}");
+    }
+
+    let ended = server
+        .with_token(Method::DELETE, &format!("/sessions/{phone_id}"), &laptop)
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.with_token(Method::GET, "/me", &phone).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let listed = server.with_token(Method::GET, "/sessions", &laptop).await;
+    let ids: Vec<_> = listed.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, [laptop_id]);
+    assert_eq!(
+        server
+            .with_token(Method::GET, "/sessions", "bad")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_eleventh_login_ends_one_of_the_ten() {
+    // Which one is the oldest is decided by creation time (tested on a manual clock in
+    // tests/refresh.rs); these eleven logins may share one second.
+    let server = Server::start().await;
+    let mut tokens = Vec::new();
+    for _ in 0..11 {
+        tokens.push(server.token("alice", "wonderland").await);
+    }
+    let mut refused = 0;
+    for token in &tokens {
+        if server.with_token(Method::GET, "/me", token).await.status == StatusCode::UNAUTHORIZED {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1);
+    assert_eq!(server.sessions.list("alice").await.unwrap().len(), 10);
+}
+
 // ===== every bad input, with its status and challenge =====
 
 /// Signs `claims` with the server's key under `header`.
@@ -245,7 +385,7 @@ async fn bad_inputs_get_their_exact_status_and_challenge() {
     let server = Server::start().await;
     let issued = server.sessions.issue(Login::new("alice")).await.unwrap();
     let valid = issued.access_token.clone();
-    let sid = issued.session.id.to_string();
+    let sid = issued.session_id.to_string();
     let claims = claims_of("alice", &sid);
     let with = |change: &dyn Fn(&mut Value)| {
         let mut bent = claims.clone();
@@ -258,7 +398,7 @@ async fn bad_inputs_get_their_exact_status_and_challenge() {
     let revoked = server.sessions.issue(Login::new("alice")).await.unwrap();
     server
         .sessions
-        .revoke("alice", &revoked.session.id)
+        .revoke("alice", &revoked.session_id)
         .await
         .unwrap();
     let deleted_user = server.sessions.issue(Login::new("carol")).await.unwrap();

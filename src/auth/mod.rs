@@ -37,7 +37,7 @@
 //!     .body(Full::default())?;
 //! assert_eq!(service.clone().oneshot(request).await?.status(), StatusCode::OK);
 //!
-//! sessions.revoke("alice", &issued.session.id).await?;
+//! sessions.revoke("alice", &issued.session_id).await?;
 //! let request = Request::get("/")
 //!     .header(header::AUTHORIZATION, format!("Bearer {}", issued.access_token))
 //!     .body(Full::default())?;
@@ -70,7 +70,9 @@ mod tests {
     use tower_service::Service;
 
     use super::*;
-    use crate::store::{MemoryStore, Session, SessionStore, StoreError};
+    use crate::store::{
+        Created, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    };
     use crate::{Claims, Keys, Login, ResolveError, SessionId, Sessions, resolve_fn};
 
     fn sessions<St: SessionStore>(store: St) -> Sessions<St> {
@@ -117,7 +119,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(body(response).await, format!("alice {}", issued.session.id));
+        assert_eq!(body(response).await, format!("alice {}", issued.session_id));
     }
 
     #[tokio::test]
@@ -167,11 +169,26 @@ mod tests {
     {
         type IsActive = F;
 
-        async fn create(&self, _: &Session) -> Result<(), StoreError> {
-            Ok(())
+        async fn create(
+            &self,
+            _: &Session,
+            _: Option<SessionLimit>,
+        ) -> Result<Created, StoreError> {
+            Ok(Created::Live { ended: 0 })
         }
-        fn is_active(&self, _: &str, _: &SessionId, _: u64) -> F {
+        fn is_active(&self, _: &str, _: &SessionId, _: u64, _: u64) -> F {
             (self.0)()
+        }
+        async fn rotate(
+            &self,
+            _: &str,
+            _: &SessionId,
+            _: &Rotation,
+        ) -> Result<Rotated, StoreError> {
+            Err(StoreError::Timeout)
+        }
+        async fn revoke_created_before(&self, _: &str, _: u64) -> Result<u64, StoreError> {
+            Err(StoreError::Timeout)
         }
         async fn revoke(&self, _: &str, _: &SessionId) -> Result<bool, StoreError> {
             Err(StoreError::Timeout)

@@ -3,13 +3,18 @@
 use std::future::{Ready, ready};
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
 
-use super::{Session, SessionStore, StoreError};
+use aws_lc_rs::constant_time;
+
+use super::{
+    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    WhenFull,
+};
 use crate::{Clock, SessionId};
 
 /// The in-memory session store: one process, no set-up.
@@ -55,7 +60,7 @@ impl Default for Inner {
 }
 
 /// A session as the store keeps it. What every request reads sits inline in the map (one
-/// cache line); the rest, read only when listing, sits behind a pointer.
+/// cache line); the rest, read on writes and listings, sits behind a pointer.
 #[derive(Debug)]
 struct Record {
     expires_at: u64,
@@ -63,6 +68,8 @@ struct Record {
     /// every request. Session ids are random and only signed tokens reach the check, so a
     /// hash match of another user's name never happens by accident or by choice.
     sub_hash: u64,
+    /// Written under the shard's read lock by `is_active`, at most once per touch interval.
+    last_used_at: AtomicU64,
     details: Box<Details>,
 }
 
@@ -70,9 +77,9 @@ struct Record {
 struct Details {
     sub: Arc<str>,
     created_at: u64,
-    last_used_at: u64,
     user_agent: Option<Box<str>>,
     address: Option<IpAddr>,
+    refresh: RefreshState,
 }
 
 impl Record {
@@ -83,9 +90,10 @@ impl Record {
             sub: details.sub.as_ref().to_owned(),
             created_at: details.created_at,
             expires_at: self.expires_at,
-            last_used_at: details.last_used_at,
+            last_used_at: self.last_used_at.load(Ordering::Relaxed),
             user_agent: details.user_agent.as_deref().map(str::to_owned),
             address: details.address,
+            refresh: details.refresh,
         }
     }
 }
@@ -149,16 +157,49 @@ impl MemoryStore {
 impl Inner {
     /// Drops the expired sessions among `ids`, which the caller holds locked.
     fn drop_expired(&self, ids: &mut Vec<SessionId>, now: u64) {
+        self.drop_where(ids, |record| now >= record.expires_at);
+    }
+
+    /// Drops the sessions among `ids` (held locked by the caller) that `condition` picks, and
+    /// any the index holds without a record; returns how many were dropped.
+    fn drop_where(&self, ids: &mut Vec<SessionId>, condition: impl Fn(&Record) -> bool) -> u64 {
+        let before = ids.len();
         ids.retain(|id| {
-            let live = self
+            let keep = self
                 .sessions
                 .get(id)
-                .is_some_and(|entry| now < entry.expires_at);
-            if !live {
+                .is_some_and(|record| !condition(&record));
+            if !keep {
                 self.sessions.remove(id);
             }
-            live
+            keep
         });
+        (before - ids.len()) as u64
+    }
+
+    /// Ends the oldest of `ids` (held locked by the caller).
+    fn end_oldest(&self, ids: &mut Vec<SessionId>) {
+        let oldest = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(index, id)| {
+                let record = self.sessions.get(id)?;
+                Some(((record.details.created_at, *id), index))
+            })
+            .min()
+            .map(|(_, index)| index);
+        if let Some(index) = oldest {
+            let id = ids.swap_remove(index);
+            self.sessions.remove(&id);
+        }
+    }
+
+    /// Forgets user `sub` if `ids` (just released) left it with no session; under the
+    /// lock again, as a login may have come in between.
+    fn forget_if_empty(&self, sub: &str, empty: bool) {
+        if empty {
+            self.users.remove_if(sub, |_, ids| ids.is_empty());
+        }
     }
 }
 
@@ -177,38 +218,121 @@ async fn sweep_until_dropped(store: Weak<Inner>, every: Duration) {
 impl SessionStore for MemoryStore {
     type IsActive = Ready<Result<bool, StoreError>>;
 
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        limit: Option<SessionLimit>,
+    ) -> Result<Created, StoreError> {
         self.start_sweeper();
         let inner = &*self.inner;
         let sub: Arc<str> = session.sub.as_str().into();
         let mut ids = inner.users.entry(Arc::clone(&sub)).or_default();
         inner.drop_expired(&mut ids, session.created_at);
+        if inner.sessions.contains_key(&session.id) {
+            return Err(StoreError::Conflict);
+        }
+        let mut ended = 0;
+        if let Some(limit) = limit {
+            while ids.len() >= limit.max.max(1) as usize {
+                match limit.when_full {
+                    WhenFull::RefuseNew => return Ok(Created::LimitReached),
+                    WhenFull::EndOldest => inner.end_oldest(&mut ids),
+                }
+                ended += 1;
+            }
+        }
         match inner.sessions.entry(session.id) {
             dashmap::Entry::Occupied(_) => return Err(StoreError::Conflict),
             dashmap::Entry::Vacant(vacant) => {
                 vacant.insert(Record {
                     expires_at: session.expires_at,
                     sub_hash: inner.sub_hasher.hash_one(&*sub),
+                    last_used_at: AtomicU64::new(session.last_used_at),
                     details: Box::new(Details {
                         sub,
                         created_at: session.created_at,
-                        last_used_at: session.last_used_at,
                         user_agent: session.user_agent.as_deref().map(Box::from),
                         address: session.address,
+                        refresh: session.refresh,
                     }),
                 });
             }
         }
         ids.push(session.id);
-        Ok(())
+        Ok(Created::Live { ended })
     }
 
-    fn is_active(&self, sub: &str, sid: &SessionId, now: u64) -> Self::IsActive {
+    fn is_active(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Self::IsActive {
         let inner = &*self.inner;
         let active = inner.sessions.get(sid).is_some_and(|record| {
-            now < record.expires_at && record.sub_hash == inner.sub_hasher.hash_one(sub)
+            let live = now < record.expires_at && record.sub_hash == inner.sub_hasher.hash_one(sub);
+            if live
+                && now.saturating_sub(record.last_used_at.load(Ordering::Relaxed)) >= touch_interval
+            {
+                record.last_used_at.fetch_max(now, Ordering::Relaxed);
+            }
+            live
         });
         ready(Ok(active))
+    }
+
+    async fn rotate(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        let inner = &*self.inner;
+        // Under the user's lock, as ending a reused session changes the index.
+        let Some(mut ids) = inner.users.get_mut(sub) else {
+            return Ok(Rotated::Unknown);
+        };
+        if !ids.contains(sid) {
+            return Ok(Rotated::Unknown);
+        }
+        let outcome = match inner.sessions.get_mut(sid) {
+            None => Rotated::Unknown,
+            Some(record) if rotation.now >= record.expires_at => Rotated::Unknown,
+            Some(mut record) => {
+                let record = &mut *record;
+                let state = &mut record.details.refresh;
+                let current = rotation.generation == state.generation
+                    && constant_time::verify_slices_are_equal(&rotation.digest, &state.digest)
+                        .is_ok();
+                if current {
+                    *state = RefreshState {
+                        generation: state.generation + 1,
+                        digest: rotation.next_digest,
+                        rotated_at: rotation.now,
+                    };
+                    record.expires_at = rotation.expires_at;
+                    record
+                        .last_used_at
+                        .fetch_max(rotation.now, Ordering::Relaxed);
+                    Rotated::Rotated
+                } else if rotation.generation.checked_add(1) == Some(state.generation)
+                    && rotation.now < state.rotated_at.saturating_add(rotation.grace)
+                {
+                    Rotated::Forgiven
+                } else {
+                    Rotated::Reused
+                }
+            }
+        };
+        if outcome == Rotated::Reused {
+            inner.sessions.remove(sid);
+            ids.retain(|id| id != sid);
+            let empty = ids.is_empty();
+            drop(ids);
+            inner.forget_if_empty(sub, empty);
+        }
+        Ok(outcome)
     }
 
     async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
@@ -223,10 +347,7 @@ impl SessionStore for MemoryStore {
         inner.sessions.remove(sid);
         let empty = ids.is_empty();
         drop(ids);
-        if empty {
-            // Under the lock again: a login may have come in between.
-            inner.users.remove_if(sub, |_, ids| ids.is_empty());
-        }
+        inner.forget_if_empty(sub, empty);
         Ok(true)
     }
 
@@ -242,14 +363,26 @@ impl SessionStore for MemoryStore {
         Ok(removed.map_or(0, |(_, ids)| ids.len() as u64))
     }
 
+    async fn revoke_created_before(&self, sub: &str, before: u64) -> Result<u64, StoreError> {
+        let inner = &*self.inner;
+        let Some(mut ids) = inner.users.get_mut(sub) else {
+            return Ok(0);
+        };
+        let ended = inner.drop_where(&mut ids, |record| record.details.created_at < before);
+        let empty = ids.is_empty();
+        drop(ids);
+        inner.forget_if_empty(sub, empty);
+        Ok(ended)
+    }
+
     async fn list(&self, sub: &str, now: u64) -> Result<Vec<Session>, StoreError> {
         let inner = &*self.inner;
         let mut sessions: Vec<Session> = match inner.users.get(sub) {
             Some(ids) => ids
                 .iter()
                 .filter_map(|id| {
-                    let entry = inner.sessions.get(id)?;
-                    (now < entry.expires_at).then(|| entry.to_session(*id))
+                    let record = inner.sessions.get(id)?;
+                    (now < record.expires_at).then(|| record.to_session(*id))
                 })
                 .collect(),
             None => Vec::new(),
@@ -272,7 +405,7 @@ mod tests {
     async fn revoking_the_last_session_removes_the_user() {
         let store = MemoryStore::new();
         store
-            .create(&Session::new(id(1), "alice", 0, 10))
+            .create(&Session::new(id(1), "alice", 0, 10), None)
             .await
             .unwrap();
         assert!(store.revoke("alice", &id(1)).await.unwrap());
@@ -284,11 +417,11 @@ mod tests {
     async fn writes_drop_the_users_expired_sessions() {
         let store = MemoryStore::new();
         store
-            .create(&Session::new(id(1), "alice", 0, 10))
+            .create(&Session::new(id(1), "alice", 0, 10), None)
             .await
             .unwrap();
         store
-            .create(&Session::new(id(2), "alice", 20, 30))
+            .create(&Session::new(id(2), "alice", 20, 30), None)
             .await
             .unwrap();
         assert_eq!(store.len(), 1);
@@ -300,7 +433,7 @@ mod tests {
         for n in 0..10 {
             let user = format!("user{n}");
             store
-                .create(&Session::new(id(n), user, 0, 10 + u64::from(n)))
+                .create(&Session::new(id(n), user, 0, 10 + u64::from(n)), None)
                 .await
                 .unwrap();
         }
@@ -316,7 +449,7 @@ mod tests {
         let clock = ManualClock::new(0);
         let store = MemoryStore::with_sweep(Duration::from_secs(60), clock.clone());
         store
-            .create(&Session::new(id(1), "alice", 0, 30))
+            .create(&Session::new(id(1), "alice", 0, 30), None)
             .await
             .unwrap();
         clock.set(31);
@@ -336,15 +469,15 @@ mod tests {
     async fn list_is_oldest_first_and_hides_expired() {
         let store = MemoryStore::new();
         store
-            .create(&Session::new(id(2), "alice", 5, 100))
+            .create(&Session::new(id(2), "alice", 5, 100), None)
             .await
             .unwrap();
         store
-            .create(&Session::new(id(1), "alice", 1, 100))
+            .create(&Session::new(id(1), "alice", 1, 100), None)
             .await
             .unwrap();
         store
-            .create(&Session::new(id(3), "alice", 6, 7))
+            .create(&Session::new(id(3), "alice", 6, 7), None)
             .await
             .unwrap();
         let ids: Vec<_> = store

@@ -7,7 +7,10 @@
 //! What every store guarantees:
 //! - `create` refuses an id the user has already ([`StoreError::Conflict`]), never
 //!   overwrites (the memory store refuses an id any user has);
-//! - `is_active` honours expiry even before the entry is physically removed;
+//! - `is_active` honours expiry even before the entry is physically removed, and records use
+//!   at most once per touch interval;
+//! - `rotate` is atomic: one refresh token rotates once, and a retired one ends its session;
+//! - with a [`SessionLimit`], counting a user's sessions and adding one are one step;
 //! - `revoke` and `revoke_all` are idempotent;
 //! - a `revoke_all` racing a `create` of the same user never leaves a live session that a
 //!   later `revoke_all` cannot reach;
@@ -22,9 +25,9 @@
 //! # async fn main() -> Result<(), tower_jwt_auth::store::StoreError> {
 //! let store = MemoryStore::new();
 //! let id = SessionId::from_bytes([1; 16]);
-//! store.create(&Session::new(id, "alice", 1_000, 2_000)).await?;
-//! assert!(store.is_active("alice", &id, 1_500).await?);
-//! assert!(!store.is_active("alice", &id, 2_000).await?); // expired
+//! store.create(&Session::new(id, "alice", 1_000, 2_000), None).await?;
+//! assert!(store.is_active("alice", &id, 1_500, u64::MAX).await?);
+//! assert!(!store.is_active("alice", &id, 2_000, u64::MAX).await?); // expired
 //! assert_eq!(store.revoke_all("alice").await?, 1);
 //! # Ok(())
 //! # }
@@ -65,10 +68,25 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client address it was created from, if known.
     pub address: Option<IpAddr>,
+    /// Where its refresh-token rotation stands.
+    pub refresh: RefreshState,
+}
+
+/// The rotation state of a session's refresh token: which generation is current, and the
+/// SHA-256 digest of that one token (the token itself is never stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RefreshState {
+    /// How many times the refresh token was rotated.
+    pub generation: u64,
+    /// SHA-256 of the current refresh token.
+    pub digest: [u8; 32],
+    /// When the current generation was issued (seconds since the Unix epoch).
+    pub rotated_at: u64,
 }
 
 impl Session {
-    /// A session of `sub` from `created_at` to `expires_at`, without metadata.
+    /// A session of `sub` from `created_at` to `expires_at`, without metadata, at refresh
+    /// generation 0 with an all-zero digest.
     pub fn new(id: SessionId, sub: impl Into<String>, created_at: u64, expires_at: u64) -> Self {
         Self {
             id,
@@ -78,6 +96,11 @@ impl Session {
             last_used_at: created_at,
             user_agent: None,
             address: None,
+            refresh: RefreshState {
+                generation: 0,
+                digest: [0; 32],
+                rotated_at: created_at,
+            },
         }
     }
 
@@ -106,6 +129,70 @@ pub enum StoreError {
     Backend(#[source] BoxError),
 }
 
+/// A cap on the live sessions of one user, and what a login beyond it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// The most live sessions a user may have (at least 1).
+    pub max: u32,
+    /// What happens to a login when the user has `max` already.
+    pub when_full: WhenFull,
+}
+
+/// What a login does when its user is at the [`SessionLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// The new login is refused; the existing sessions stay.
+    RefuseNew,
+    /// The oldest sessions (by creation) end to make room.
+    EndOldest,
+}
+
+/// What [`SessionStore::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The session is live; `ended` older sessions ended to make room for it.
+    Live {
+        /// How many sessions [`WhenFull::EndOldest`] ended.
+        ended: u32,
+    },
+    /// The user is at the limit and [`WhenFull::RefuseNew`] holds: nothing was stored.
+    LimitReached,
+}
+
+/// A refresh, as the store sees it: the generation and digest of the presented refresh token,
+/// and what the session becomes when they are the current ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// The generation the presented token carries.
+    pub generation: u64,
+    /// SHA-256 of the presented token.
+    pub digest: [u8; 32],
+    /// SHA-256 of the token that replaces it.
+    pub next_digest: [u8; 32],
+    /// Now (seconds since the Unix epoch).
+    pub now: u64,
+    /// The session's new end (its idle deadline, never past its absolute one).
+    pub expires_at: u64,
+    /// Seconds after a rotation during which the token it retired is answered
+    /// [`Rotated::Forgiven`] instead of ending the session (0: never).
+    pub grace: u64,
+}
+
+/// What [`SessionStore::rotate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotated {
+    /// The presented token was the current one: the next one is current now.
+    Rotated,
+    /// The presented token was retired within the grace period (two tabs racing): refused,
+    /// but the session goes on.
+    Forgiven,
+    /// The presented token was retired (or never current): a sign of theft, so the whole
+    /// session ended.
+    Reused,
+    /// No such live session.
+    Unknown,
+}
+
 /// The allowlist of live sessions, keyed by session id and indexed by user.
 ///
 /// `is_active` is on every request's path, so its future is a named associated type: the
@@ -116,11 +203,36 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The future of [`is_active`](Self::is_active).
     type IsActive: Future<Output = Result<bool, StoreError>> + Send + 'static;
 
-    /// Adds a new session; an id the user has already is [`StoreError::Conflict`].
-    fn create(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds a new session, dropping the user's expired ones; an id the user has already is
+    /// [`StoreError::Conflict`]. With a `limit`, counting and adding are one atomic step.
+    fn create(
+        &self,
+        session: &Session,
+        limit: Option<SessionLimit>,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    /// Whether session `sid` of `sub` exists and is unexpired at `now`.
-    fn is_active(&self, sub: &str, sid: &SessionId, now: u64) -> Self::IsActive;
+    /// Whether session `sid` of `sub` exists and is unexpired at `now`. When it is and its
+    /// last recorded use is `touch_interval` seconds or more before `now`, `now` becomes its
+    /// last use: at most one write per session and interval, never one per request.
+    fn is_active(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Self::IsActive;
+
+    /// Rotates the refresh token of session `sid` of `sub`, atomically: of two rotations
+    /// presenting the same token, exactly one is [`Rotated::Rotated`]. On
+    /// [`Rotated::Rotated`] the session takes `rotation.next_digest` at the next generation,
+    /// `rotation.expires_at` as its end, and `rotation.now` as its last use and rotation
+    /// time. On [`Rotated::Reused`] it is removed.
+    fn rotate(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        rotation: &Rotation,
+    ) -> impl Future<Output = Result<Rotated, StoreError>> + Send;
 
     /// Ends one session; `true` when it existed.
     fn revoke(
@@ -131,6 +243,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Ends every session of `sub`; how many there were.
     fn revoke_all(&self, sub: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Ends every session of `sub` created before `before` (after a password change, say);
+    /// how many there were.
+    fn revoke_created_before(
+        &self,
+        sub: &str,
+        before: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The live sessions of `sub` at `now`, oldest first.
     fn list(
