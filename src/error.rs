@@ -120,6 +120,9 @@ pub enum TokenError {
     /// The [`UserResolver`](crate::UserResolver) found no such user.
     #[error("unknown user")]
     UnknownUser,
+    /// The `kid` header names no key configured here.
+    #[error("unknown key")]
+    UnknownKey,
     /// A refresh token retired moments ago, presented again within the grace period: refused,
     /// but its session goes on.
     #[error("refresh token already used")]
@@ -146,6 +149,7 @@ impl TokenError {
             Self::UnsupportedCritical => "unsupported critical header",
             Self::Revoked => "revoked",
             Self::UnknownUser => "unknown user",
+            Self::UnknownKey => "unknown key",
             Self::RefreshRetired => "refresh token already used",
             Self::RefreshReused => "refresh token reused",
         }
@@ -372,6 +376,7 @@ mod tests {
             TokenError::UnsupportedCritical.into(),
             TokenError::Revoked.into(),
             TokenError::UnknownUser.into(),
+            TokenError::UnknownKey.into(),
             TokenError::RefreshRetired.into(),
             TokenError::RefreshReused.into(),
             AuthError::StoreUnavailable(StoreError::Timeout),

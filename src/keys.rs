@@ -168,6 +168,11 @@ impl Keys {
         self
     }
 
+    /// The `kid` the keys are known by, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
     /// The one algorithm these keys sign and accept.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm

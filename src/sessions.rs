@@ -62,9 +62,8 @@ pub struct Sessions<St, C = ()> {
 }
 
 struct Shared<St> {
-    keys: Keys,
-    validation: Validation,
-    refresh_validation: Validation,
+    /// The signing keys first, then those that only verify, each found by its `kid`.
+    verifiers: Vec<Verifier>,
     store: St,
     access_ttl: u64,
     refresh_idle: u64,
@@ -94,7 +93,7 @@ impl<St, C> fmt::Debug for Sessions<St, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = &self.shared;
         f.debug_struct("Sessions")
-            .field("keys", &shared.keys)
+            .field("keys", &shared.verifiers[0].keys)
             .field("access_ttl", &shared.access_ttl)
             .field("leeway", &shared.leeway)
             .field("issuer", &shared.issuer)
@@ -119,6 +118,12 @@ pub enum ConfigError {
     /// The cookie name is not an HTTP token.
     #[error("the cookie name must be a non-empty HTTP token")]
     InvalidCookieName,
+    /// A key given to [`SessionsBuilder::verify_also`] has no `kid`.
+    #[error("every key besides the signing one needs a kid")]
+    KeyWithoutKid,
+    /// Two keys share a `kid`.
+    #[error("two keys share the kid {0:?}")]
+    DuplicateKid(String),
     /// The token length limit is zero.
     #[error("the maximum token length must be at least one byte")]
     MaxTokenLenZero,
@@ -158,6 +163,7 @@ pub enum IssueError {
 #[must_use]
 pub struct SessionsBuilder<St, C = ()> {
     keys: Keys,
+    verify_also: Vec<Keys>,
     store: St,
     access_ttl: Duration,
     refresh_idle: Duration,
@@ -186,6 +192,7 @@ impl<St: SessionStore> Sessions<St> {
     pub fn builder(keys: Keys, store: St) -> SessionsBuilder<St> {
         SessionsBuilder {
             keys,
+            verify_also: Vec::new(),
             store,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_idle: Duration::from_secs(7 * 24 * 3600),
@@ -253,6 +260,15 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         self
     }
 
+    /// Also accept tokens signed with `keys` (say, the previous key during a rotation).
+    /// They are told apart by the `kid` header, looked up in the configured keys only, so
+    /// every key here needs a `kid` ([`Keys::with_kid`]); tokens without one are checked
+    /// with the signing key.
+    pub fn verify_also(mut self, keys: Keys) -> Self {
+        self.verify_also.push(keys);
+        self
+    }
+
     /// Tokens carry `iss` = `issuer`, and only such tokens are accepted.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
@@ -307,6 +323,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
     pub fn custom_claims<C2>(self) -> SessionsBuilder<St, C2> {
         SessionsBuilder {
             keys: self.keys,
+            verify_also: self.verify_also,
             store: self.store,
             access_ttl: self.access_ttl,
             refresh_idle: self.refresh_idle,
@@ -360,18 +377,23 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         }
         install_provider();
 
-        // Refresh tokens name no audience: no resource server takes them for access tokens,
-        // even one that does not look at `typ`.
-        let validation =
-            validation_for(&self.keys, self.issuer.as_deref(), self.audience.as_deref());
-        let refresh_validation = validation_for(&self.keys, self.issuer.as_deref(), None);
+        let mut kids = Vec::new();
+        for keys in &self.verify_also {
+            let kid = keys.kid().ok_or(ConfigError::KeyWithoutKid)?;
+            if self.keys.kid() == Some(kid) || kids.contains(&kid) {
+                return Err(ConfigError::DuplicateKid(kid.to_owned()));
+            }
+            kids.push(kid);
+        }
+        let verifiers = std::iter::once(self.keys)
+            .chain(self.verify_also)
+            .map(|keys| Verifier::new(keys, self.issuer.as_deref(), self.audience.as_deref()))
+            .collect();
 
         let retry_after = HeaderValue::from(self.retry_after.as_secs().max(1));
         Ok(Sessions {
             shared: Arc::new(Shared {
-                keys: self.keys,
-                validation,
-                refresh_validation,
+                verifiers,
                 store: self.store,
                 access_ttl: self.access_ttl.as_secs(),
                 refresh_idle: self.refresh_idle.as_secs(),
@@ -395,6 +417,25 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             }),
             _claims: PhantomData,
         })
+    }
+}
+
+/// A key and what tokens checked with it must satisfy.
+struct Verifier {
+    keys: Keys,
+    access: Validation,
+    refresh: Validation,
+}
+
+impl Verifier {
+    fn new(keys: Keys, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        Self {
+            access: validation_for(&keys, issuer, audience),
+            // Refresh tokens name no audience: no resource server takes them for access
+            // tokens, even one that does not look at `typ`.
+            refresh: validation_for(&keys, issuer, None),
+            keys,
+        }
     }
 }
 
@@ -628,12 +669,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
         {
             return Err(TokenError::WrongType.into());
         }
-        let presented: RefreshClaims<C> = self.decode(
-            refresh_token,
-            REFRESH_TOKEN_TYPE,
-            &shared.refresh_validation,
-            now,
-        )?;
+        let presented: RefreshClaims<C> = self.decode(refresh_token, Kind::Refresh, now)?;
         let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
         let next = RefreshClaims {
             generation: generation + 1,
@@ -668,7 +704,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
         C: Serialize,
     {
         let shared = &*self.shared;
-        let keys = &shared.keys;
+        let keys = &shared.verifiers[0].keys;
         let encoding = keys.encoding().ok_or(IssueError::CannotSign)?;
         let random_id = || crate::claims::random_token_id().map_err(|_| IssueError::Random);
         let access = Claims {
@@ -718,23 +754,27 @@ impl<St: SessionStore, C> Sessions<St, C> {
     where
         C: DeserializeOwned,
     {
-        self.decode(token, ACCESS_TOKEN_TYPE, &self.shared.validation, now)
+        self.decode(token, Kind::Access, now)
     }
 
-    /// Verifies a token of type `typ`: signature with the one configured algorithm, `typ`,
-    /// no `crit`, then `exp` and `nbf` with leeway against `now`.
+    /// Verifies a token of `kind`: signature with its key's one algorithm, `typ`, no `crit`,
+    /// then `exp` and `nbf` with leeway against `now`.
     fn decode<T: DeserializeOwned + TimeClaims>(
         &self,
         token: &str,
-        typ: &str,
-        validation: &Validation,
+        kind: Kind,
         now: u64,
     ) -> Result<T, TokenError> {
         let shared = &*self.shared;
         if token.len() > shared.extractor.max_len {
             return Err(TokenError::TooLong);
         }
-        let data = jsonwebtoken::decode::<T>(token, shared.keys.decoding(), validation)?;
+        let verifier = self.verifier(token)?;
+        let (validation, typ) = match kind {
+            Kind::Access => (&verifier.access, ACCESS_TOKEN_TYPE),
+            Kind::Refresh => (&verifier.refresh, REFRESH_TOKEN_TYPE),
+        };
+        let data = jsonwebtoken::decode::<T>(token, verifier.keys.decoding(), validation)?;
         if !data
             .header
             .typ
@@ -756,6 +796,23 @@ impl<St: SessionStore, C> Sessions<St, C> {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)
+    }
+
+    /// The key to check `token` with: found by its `kid` among the configured keys only
+    /// (RFC 8725 §3.10), the signing key when it names none. With one key configured the
+    /// header is not read twice.
+    fn verifier(&self, token: &str) -> Result<&Verifier, TokenError> {
+        let verifiers = &self.shared.verifiers;
+        if verifiers.len() == 1 {
+            return Ok(&verifiers[0]);
+        }
+        match jsonwebtoken::decode_header(token)?.kid {
+            None => Ok(&verifiers[0]),
+            Some(kid) => verifiers
+                .iter()
+                .find(|verifier| verifier.keys.kid() == Some(kid.as_str()))
+                .ok_or(TokenError::UnknownKey),
+        }
     }
 
     /// Authenticates a request's headers as the middleware does: extraction, verification,
@@ -899,4 +956,11 @@ impl<C> TimeClaims for RefreshClaims<C> {
     fn time(&self) -> (u64, Option<u64>) {
         (self.exp, None)
     }
+}
+
+/// The two kinds of token this crate signs.
+#[derive(Clone, Copy)]
+enum Kind {
+    Access,
+    Refresh,
 }
