@@ -1,3 +1,4 @@
+use std::any::TypeId;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -126,7 +127,10 @@ where
                         Ok(Some(user)) => {
                             let extensions = request.extensions_mut();
                             extensions.insert(claims);
-                            extensions.insert(user);
+                            // `()` looks nothing up: no user to insert (the check folds away).
+                            if TypeId::of::<R::User>() != TypeId::of::<()>() {
+                                extensions.insert(user);
+                            }
                             State::Inner {
                                 fut: inner.call(request),
                             }
