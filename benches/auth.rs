@@ -11,7 +11,13 @@
 //! are built outside the timed part. The futures here complete on their first poll (the
 //! memory store answers at once), so they are polled directly: no runtime in the timing.
 //!
-//! `cargo bench --bench auth`
+//! With `--features redis`, also:
+//!
+//! - `auth/layer_hs256_redis`: a request through the layer, one instance on a loopback Redis
+//!   holding 10,000 sessions (`REDIS_URL`, or a `redis-server` started for the run);
+//! - `auth/layer_hs256_redis_64_concurrent`: 64 such requests at once (throughput).
+//!
+//! `cargo bench --bench auth --all-features`
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -85,9 +91,14 @@ fn requests(tokens: &[String]) -> impl FnMut() -> Request<Full<Bytes>> + '_ {
     }
 }
 
-fn mock()
--> impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone
-{
+fn mock() -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
     service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
     })
@@ -145,5 +156,91 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+#[cfg(feature = "redis")]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+#[cfg(feature = "redis")]
+fn bench_redis(c: &mut Criterion) {
+    use criterion::Throughput;
+    use tower::ServiceExt;
+    use tower_jwt_auth::store::RedisStore;
+
+    let redis = support::TestRedis::get();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sessions, tokens) = runtime.block_on(async {
+        let store = RedisStore::connect(redis.url())
+            .await
+            .unwrap()
+            .prefix(support::unique_prefix("bench"));
+        let sessions = Sessions::builder(Keys::hs256(SECRET).unwrap(), store)
+            .build()
+            .unwrap();
+        let expires = jsonwebtoken::get_current_timestamp() + 3_600;
+        let mut tokens = Vec::with_capacity(SAMPLED);
+        for n in 0..10_000usize {
+            if n % 10 == 0 {
+                let issued = sessions
+                    .issue(Login::new(format!("user{n}")))
+                    .await
+                    .unwrap();
+                tokens.push(issued.access_token);
+            } else {
+                let mut id = [0; 16];
+                id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+                let session =
+                    Session::new(SessionId::from_bytes(id), format!("user{n}"), 0, expires);
+                sessions.store().create(&session, None).await.unwrap();
+            }
+        }
+        (sessions, tokens)
+    });
+    let service = tower::Layer::layer(&sessions.layer(), mock());
+    let mut group = c.benchmark_group("auth");
+    group.bench_function("layer_hs256_redis", |b| {
+        b.to_async(&runtime).iter_batched(
+            requests(&tokens),
+            |request| {
+                let service = service.clone();
+                async move {
+                    let response = service.oneshot(request).await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    response
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    const CONCURRENT: usize = 64;
+    group.throughput(Throughput::Elements(CONCURRENT as u64));
+    let mut next = requests(&tokens);
+    group.bench_function("layer_hs256_redis_64_concurrent", |b| {
+        b.to_async(&runtime).iter_batched(
+            || (0..CONCURRENT).map(|_| next()).collect::<Vec<_>>(),
+            |batch| {
+                let service = service.clone();
+                async move {
+                    let tasks: Vec<_> = batch
+                        .into_iter()
+                        .map(|request| tokio::spawn(service.clone().oneshot(request)))
+                        .collect();
+                    for task in tasks {
+                        assert_eq!(task.await.unwrap().unwrap().status(), 200);
+                    }
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "redis"))]
+fn bench_redis(_: &mut Criterion) {}
+
+criterion_group!(benches, bench, bench_redis);
 criterion_main!(benches);

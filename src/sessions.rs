@@ -241,8 +241,10 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         self
     }
 
-    /// A session's last use is recorded at most once per `interval`, so a request does not
-    /// mean a store write.
+    /// A session's last use is recorded at most once per `interval` (default one minute),
+    /// so a request does not mean a store write. On Redis, a check that may record use is a
+    /// small script rather than a plain `ZSCORE`; `Duration::MAX` records no use on requests
+    /// (refreshes still do) and keeps every check a single `ZSCORE`.
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = interval;
         self
@@ -671,8 +673,12 @@ impl<St: SessionStore, C> Sessions<St, C> {
         }
         let presented: RefreshClaims<C> = self.decode(refresh_token, Kind::Refresh, now)?;
         let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
+        // Only this crate signs refresh tokens, and no session rotates 2^64 times.
+        let next_generation = generation
+            .checked_add(1)
+            .ok_or(TokenError::Malformed(None))?;
         let next = RefreshClaims {
-            generation: generation + 1,
+            generation: next_generation,
             jti: String::new(),
             iat: now,
             exp: presented.sxp.min(now.saturating_add(shared.refresh_idle)),

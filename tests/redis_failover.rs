@@ -219,7 +219,10 @@ async fn a_paused_redis_gives_503_within_the_timeout() {
     }
     println!("Redis paused: 8 concurrent requests refused with 503 within {slowest:?}");
     let started = Instant::now();
-    let answer = a.store().is_active("alice", &sid, unix_now()).await;
+    let answer = a
+        .store()
+        .is_active("alice", &sid, unix_now(), u64::MAX)
+        .await;
     assert!(matches!(answer, Err(StoreError::Timeout)), "{answer:?}");
     assert!(started.elapsed() < REFUSED_WITHIN);
 
@@ -249,8 +252,17 @@ async fn no_token_reaches_redis() {
         logout(&a, &issued.access_token).await,
         StatusCode::NO_CONTENT
     );
+    // A rotation, then the retired refresh token again (which ends that session).
+    let refreshed = a.refresh(&second.refresh_token).await.unwrap();
+    assert_eq!(get_me(&a, &refreshed.access_token).await.0, StatusCode::OK);
+    assert!(a.refresh(&second.refresh_token).await.is_err());
     assert_eq!(
-        logout_all(&a, &second.access_token).await,
+        get_me(&a, &refreshed.access_token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let third = a.issue(Login::new("alice")).await.unwrap();
+    assert_eq!(
+        logout_all(&a, &third.access_token).await,
         StatusCode::NO_CONTENT
     );
 
@@ -259,7 +271,10 @@ async fn no_token_reaches_redis() {
         seen.contains("EVALSHA") && seen.contains("ZSCORE"),
         "{seen}"
     );
-    for token in [&issued.access_token, &second.access_token] {
+    let tokens = [&issued, &second, &refreshed, &third]
+        .into_iter()
+        .flat_map(|issued| [&issued.access_token, &issued.refresh_token]);
+    for token in tokens {
         // Neither the token nor any of its three parts.
         for part in std::iter::once(token.as_str()).chain(token.split('.')) {
             assert!(!seen.contains(part), "{part} reached Redis");
@@ -353,7 +368,7 @@ async fn memory_per_session_report() {
             pending.spawn(async move {
                 let user = format!("user-{:06}@example.com", n / per_user);
                 let session = realistic_session(n, user, now);
-                store.create(&session).await.unwrap();
+                store.create(&session, None).await.unwrap();
             });
         }
         while let Some(done) = pending.join_next().await {
@@ -414,6 +429,8 @@ fn realistic_session(n: usize, user: String, now: u64) -> Session {
     id[..8].copy_from_slice(&(n as u64).to_be_bytes());
     id[8..].copy_from_slice(&(n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
     let mut session = Session::new(SessionId::from_bytes(id), user, now, now + 900);
+    session.refresh.digest =
+        std::array::from_fn(|i| (n as u8).wrapping_mul(31).wrapping_add(i as u8));
     session.user_agent = Some(USER_AGENTS[n % 3].to_owned());
     session.address = Some(if n.is_multiple_of(2) {
         std::net::Ipv4Addr::from((n as u32).wrapping_mul(2_654_435_761)).into()

@@ -339,7 +339,7 @@ async fn rfc8725_3_8_and_3_9_issuer_and_audience_are_checked() {
         .unwrap()
     };
     assert!(sessions.authenticate(&bearer(&sign(&claims))).await.is_ok());
-    let cases: [(&str, Value, fn(&TokenError) -> bool); 5] = [
+    let cases: [Bent; 5] = [
         ("iss", json!("https://evil.test"), |e| {
             matches!(e, TokenError::WrongIssuer)
         }),
@@ -370,6 +370,9 @@ async fn rfc8725_3_8_and_3_9_issuer_and_audience_are_checked() {
     claims["aud"] = json!(["other-api", "api"]);
     assert!(sessions.authenticate(&bearer(&sign(&claims))).await.is_ok());
 }
+
+/// A claim, the value it is bent to (null: removed), and the refusal expected.
+type Bent = (&'static str, Value, fn(&TokenError) -> bool);
 
 fn bearer(token: &str) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();

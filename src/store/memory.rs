@@ -307,7 +307,7 @@ impl SessionStore for MemoryStore {
                         .is_ok();
                 if current {
                     *state = RefreshState {
-                        generation: state.generation + 1,
+                        generation: state.generation.saturating_add(1),
                         digest: rotation.next_digest,
                         rotated_at: rotation.now,
                     };

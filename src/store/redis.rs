@@ -35,25 +35,46 @@
 //! cluster slot:
 //!
 //! - `<prefix>{<user>}:s`, a sorted set: member = the session id (its 16 raw bytes), score =
-//!   its expiry (Unix seconds). [`is_active`](SessionStore::is_active) is one `ZSCORE`, and
-//!   compares the expiry with the time it is given, so a session ends on time even before
-//!   Redis removes it.
-//! - `<prefix>{<user>}:m`, a hash: field = the session id, value = the session's metadata
-//!   (creation and last-use time, user agent, address) in a compact binary form.
+//!   its expiry (Unix seconds). Every check compares the expiry with the time it is given,
+//!   so a session ends on time even before Redis removes it.
+//! - `<prefix>{<user>}:m`, a hash with two fields per session:
+//!   - the session id → its record, in a compact binary form: creation time, refresh state
+//!     (generation, the SHA-256 digest of the current refresh token, when it was issued),
+//!     address and user agent. Records of version 1, written before refresh tokens, read as
+//!     generation 0 with an all-zero digest (which no refresh token has), issued at
+//!     creation; a rotation rewrites them as version 2.
+//!   - the session id followed by `u` → its last use (Unix seconds, in decimal), apart from
+//!     the record so that the check on every request reads ten bytes, not the whole record.
+//!
+//! [`is_active`](SessionStore::is_active), on every request, is one round trip. With a
+//! touch interval longer than the time since the epoch (`u64::MAX`, say: no use is ever
+//! recorded) it is a plain `ZSCORE`. Otherwise it is a script that reads the expiry and the
+//! last use (`ZSCORE`, `HGET`) and writes the last use (`HSET`) only when the interval has
+//! passed; a session written by version 1, which has no last-use field yet, gets one on its
+//! first check.
 //!
 //! The user id is escaped (`%` → `%25`, `{` → `%7B`, `}` → `%7D`; the empty id is written
 //! `%`), so ids holding any characters can neither break the hash tag nor share keys with
 //! another user. Keep braces out of the prefix: they would put every user in one slot.
 //!
 //! Every change is a single Lua script (run by `EVALSHA`, loaded on first use), so it is
-//! atomic: creating a session (which also drops the user's expired sessions and refuses an
-//! id the user has already), revoking one, revoking all. Ids are checked for uniqueness per
-//! user only, as a check across users would touch other slots; session ids are 128 random
-//! bits, so two users never draw the same one in practice. Both keys expire at the latest expiry of their
-//! sessions, so a user's keys disappear with their last session. Key expiry follows the
-//! Redis server's clock while session expiry follows the time the store is given: run both
-//! on real, synchronised time. Only session ids and their metadata reach Redis, never a
-//! token.
+//! atomic:
+//! - creating a session also drops the user's expired sessions, refuses an id the user has
+//!   already, and applies the [`SessionLimit`]: counting the live
+//!   sessions, refusing the login or ending the oldest (by creation, then id) are the same
+//!   step as adding the session;
+//! - rotating a refresh token compares the presented generation and digest with the stored
+//!   ones and, in the same step, installs the next ones, forgives a token retired within the
+//!   grace period, or ends the session; of concurrent rotations with one token, exactly one
+//!   rotates;
+//! - recording a use, revoking one session, all of a user's, or those created before a time.
+//!
+//! Ids are checked for uniqueness per user only, as a check across users would touch other
+//! slots; session ids are 128 random bits, so two users never draw the same one in practice.
+//! Both keys expire at the latest expiry of their sessions, so a user's keys disappear with
+//! their last session. Key expiry follows the Redis server's clock while session expiry
+//! follows the time the store is given: run both on real, synchronised time. Only session
+//! ids, their metadata and refresh-token digests reach Redis, never a token.
 //!
 //! # Failures
 //!
@@ -74,16 +95,19 @@
 //! everysec` or `always`) a restarted Redis knows every session it knew before, up to the
 //! last second or write. Without persistence a restart ends every session (users log in
 //! again); with RDB snapshots only, it brings back the sessions of the last snapshot,
-//! revoked ones included, until they expire. Replicas and Redis Cluster fail-over can lose
-//! the last writes in the same way.
+//! revoked ones included, until they expire, and with them refresh tokens rotated since
+//! (which then rotate once more instead of counting as reuse). Replicas and Redis Cluster
+//! fail-over can lose the last writes in the same way.
 //!
 //! # Memory
 //!
-//! Measured on Redis 7 at 100,000 sessions with a browser's user agent and an address each:
-//! about 650 bytes per session when every user has one session (two keys per user), about
-//! 350 bytes with four sessions per user. A user agent makes the metadata hash outgrow
-//! Redis' compact encoding (`hash-max-listpack-value`, 64 bytes by default); raising that
-//! setting to 512 brings the figures to about 510 and 270 bytes.
+//! Measured on Redis 7.0 at 100,000 sessions with a browser's user agent and an address
+//! each: about 760 bytes per session when every user has one session (two keys per user),
+//! about 470 bytes with four sessions per user. A user agent makes the metadata hash
+//! outgrow Redis' compact encoding (`hash-max-listpack-value`, 64 bytes by default); raising
+//! that setting to 512 brings the figures to about 580 and 350 bytes. Of these, the
+//! last-use field takes about 80 bytes (30 in the compact encoding), and the refresh state
+//! 40.
 //!
 //! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 
@@ -100,7 +124,10 @@ use ::redis::io::tcp::TcpSettings;
 use ::redis::io::tcp::socket2::TcpKeepalive;
 use ::redis::{ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind};
 
-use super::{Session, SessionStore, StoreError};
+use super::{
+    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    WhenFull,
+};
 use crate::SessionId;
 
 /// The key prefix when none is set.
@@ -228,36 +255,216 @@ impl<C> fmt::Debug for RedisStore<C> {
 
 // ===== impl SessionStore =====
 
-/// KEYS: the sessions, the metadata. ARGV: id, expiry, now, metadata.
-/// Returns 1 when created, 0 when the id exists (and is unexpired at `now`).
+// The scripts keep two fields per session in the metadata hash: the session id (its record,
+// see `encode_record`) and the session id followed by `u` (its last use, in decimal).
+
+/// Lua shared by the scripts that read records or change expiries. Kept out of the script
+/// `is_active` runs on every request, which would otherwise build these closures each time.
+const RECORD_LUA: &str = r"
+local function u64(bytes, at)
+  local n = 0
+  for i = at, at + 7 do
+    n = n * 256 + string.byte(bytes, i)
+  end
+  return n
+end
+
+-- The parts of a record: creation time, refresh generation, digest and rotation time (as
+-- bytes), and what follows them; nothing when it is not a record. Version 1 had no refresh
+-- state: generation 0, an all-zero digest, rotated when created.
+local function parts(record)
+  if not record then
+    return nil
+  end
+  local version = string.byte(record, 1)
+  if version == 2 and #record >= 57 then
+    return string.sub(record, 2, 9), string.sub(record, 10, 17), string.sub(record, 18, 49),
+      string.sub(record, 50, 57), string.sub(record, 58)
+  elseif version == 1 and #record >= 17 then
+    local created = string.sub(record, 2, 9)
+    return created, string.rep('\0', 8), string.rep('\0', 32), created, string.sub(record, 18)
+  end
+  return nil
+end
+
+-- The creation time of a record, or -1 when it is not one (so it goes first).
+local function created_at(record)
+  local created = parts(record)
+  if created then
+    return u64(created, 1)
+  end
+  return -1
+end
+
+-- Oldest first: by creation, then by id, byte by byte (string `<` follows the server's
+-- locale, so it is not used).
+local function older(a, b)
+  if a[1] ~= b[1] then
+    return a[1] < b[1]
+  end
+  local x, y = a[2], b[2]
+  for i = 1, math.min(#x, #y) do
+    local p, q = string.byte(x, i), string.byte(y, i)
+    if p ~= q then
+      return p < q
+    end
+  end
+  return #x < #y
+end
+
+local function forget(id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id, id .. 'u')
+end
+
+-- Both keys live as long as the user's last session.
+local function expire_with_last_session()
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('EXPIREAT', KEYS[1], last[2])
+    redis.call('EXPIREAT', KEYS[2], last[2])
+  end
+end
+";
+
+/// KEYS: the sessions, the metadata. ARGV: id, expiry, now, record, last use, limit (0 for
+/// none), `1` to end the oldest sessions at the limit (otherwise the new one is refused).
+/// Answers `{CREATED, ended}`, `{CONFLICT, 0}` when the user has the id (unexpired at
+/// `now`), or `{LIMIT_REACHED, 0}`, having stored nothing.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
+        &[
+            RECORD_LUA,
+            r"
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 if #expired > 0 then
   for i = 1, #expired do
-    redis.call('HDEL', KEYS[2], expired[i])
+    redis.call('HDEL', KEYS[2], expired[i], expired[i] .. 'u')
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 end
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return {0, 0}
+end
+local ended = 0
+local limit = tonumber(ARGV[6])
+if limit > 0 then
+  local over = redis.call('ZCARD', KEYS[1]) - limit + 1
+  if over > 0 then
+    if ARGV[7] ~= '1' then
+      return {2, 0}
+    end
+    local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+    local sessions = {}
+    for i = 1, #ids do
+      sessions[i] = {created_at(redis.call('HGET', KEYS[2], ids[i])), ids[i]}
+    end
+    table.sort(sessions, older)
+    for i = 1, over do
+      forget(sessions[i][2])
+    end
+    ended = over
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4], ARGV[1] .. 'u', ARGV[5])
+expire_with_last_session()
+return {1, ended}
+",
+        ]
+        .concat(),
+    )
+});
+
+/// [`CREATE`]'s answers.
+const CREATED: i64 = 1;
+const CONFLICT: i64 = 0;
+const LIMIT_REACHED: i64 = 2;
+
+/// KEYS: the sessions, the metadata. ARGV: id, now, touch interval. Answers 1 when the
+/// session is live at `now`, having recorded `now` as its last use when the last recorded
+/// one is `touch interval` or more before it. No use can be due (no write happens) unless
+/// the interval is at most `now`: below that, `is_active` sends a plain `ZSCORE` instead.
+///
+/// The common case, a live session used recently, is two reads (`ZSCORE`, `HGET` of ten
+/// bytes) and no closure, table or write.
+static IS_ACTIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expiry or tonumber(expiry) <= tonumber(ARGV[2]) then
   return 0
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('EXPIREAT', KEYS[1], last[2])
-redis.call('EXPIREAT', KEYS[2], last[2])
+local field = ARGV[1] .. 'u'
+local used = tonumber(redis.call('HGET', KEYS[2], field))
+if used then
+  if tonumber(ARGV[2]) - used < tonumber(ARGV[3]) then
+    return 1
+  end
+elseif redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  -- No record to go with it: a new field could outlive the session.
+  return 1
+end
+redis.call('HSET', KEYS[2], field, ARGV[2])
 return 1
 ",
     )
 });
+
+/// KEYS: the sessions, the metadata. ARGV: id, now, the new expiry, the presented
+/// generation (8 bytes, big-endian) and digest, the next generation (8 bytes) and digest,
+/// now (8 bytes), the grace period. Generations and digests are compared as bytes.
+/// Answers one of the `ROTATE_*` codes.
+static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            RECORD_LUA,
+            r"
+local now = tonumber(ARGV[2])
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expiry or tonumber(expiry) <= now then
+  return 0
+end
+local created, generation, digest, rotated_at, rest = parts(redis.call('HGET', KEYS[2], ARGV[1]))
+if not created then
+  return -1
+end
+if generation == ARGV[4] and digest == ARGV[5] then
+  -- '\2': the record version written by `encode_record`.
+  redis.call('HSET', KEYS[2], ARGV[1], '\2' .. created .. ARGV[6] .. ARGV[7] .. ARGV[8] .. rest)
+  local field = ARGV[1] .. 'u'
+  local used = tonumber(redis.call('HGET', KEYS[2], field))
+  if not used or used < now then
+    redis.call('HSET', KEYS[2], field, ARGV[2])
+  end
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  expire_with_last_session()
+  return 1
+end
+if generation == ARGV[6] and now < u64(rotated_at, 1) + tonumber(ARGV[9]) then
+  return 2
+end
+forget(ARGV[1])
+return 3
+",
+        ]
+        .concat(),
+    )
+});
+
+/// [`ROTATE`]'s answers.
+const ROTATE_UNKNOWN: i64 = 0;
+const ROTATE_ROTATED: i64 = 1;
+const ROTATE_FORGIVEN: i64 = 2;
+const ROTATE_REUSED: i64 = 3;
+const ROTATE_MALFORMED: i64 = -1;
 
 /// KEYS: the sessions, the metadata. ARGV: id. Returns 1 when the session existed.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1], ARGV[1] .. 'u')
 return removed
 ",
     )
@@ -274,20 +481,47 @@ return count
     )
 });
 
-/// KEYS: the sessions, the metadata. ARGV: now. Returns `{id, expiry, metadata}` for each
-/// session unexpired at `now`, read at one point in time.
+/// KEYS: the sessions, the metadata. ARGV: a time. Ends the sessions created before it, and
+/// any without a readable record (as `revoke_all` would); returns how many.
+static REVOKE_CREATED_BEFORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            RECORD_LUA,
+            r"
+local before = tonumber(ARGV[1])
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local ended = 0
+for i = 1, #ids do
+  if created_at(redis.call('HGET', KEYS[2], ids[i])) < before then
+    forget(ids[i])
+    ended = ended + 1
+  end
+end
+return ended
+",
+        ]
+        .concat(),
+    )
+});
+
+/// KEYS: the sessions, the metadata. ARGV: now. Returns `{id, expiry, record, last use}` for
+/// each session unexpired at `now`, read at one point in time.
 static LIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
 local sessions = {}
 for i = 1, #live, 2 do
-  sessions[#sessions + 1] = {live[i], live[i + 1], redis.call('HGET', KEYS[2], live[i])}
+  local metadata = redis.call('HMGET', KEYS[2], live[i], live[i] .. 'u')
+  sessions[#sessions + 1] = {live[i], live[i + 1], metadata[1], metadata[2]}
 end
 return sessions
 ",
     )
 });
+
+/// One session as [`LIST`] answers it: id, expiry, record, last use.
+type ListedRow = (Vec<u8>, f64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl<C> SessionStore for RedisStore<C>
 where
@@ -295,11 +529,18 @@ where
 {
     type IsActive = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>>;
 
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        limit: Option<SessionLimit>,
+    ) -> Result<Created, StoreError> {
         let keys = self.keys(&session.sub);
-        let entry = encode_entry(session);
+        let (max, end_oldest) = match limit {
+            None => (0, false),
+            Some(limit) => (limit.max.max(1), limit.when_full == WhenFull::EndOldest),
+        };
         let mut connection = self.connection.clone();
-        let created: i64 = bounded(
+        let (outcome, ended): (i64, i64) = bounded(
             self.timeout,
             CREATE
                 .key(&keys.sessions)
@@ -307,33 +548,106 @@ where
                 .arg(&session.id.as_bytes()[..])
                 .arg(session.expires_at.min(MAX_EXPIRY))
                 .arg(session.created_at)
-                .arg(entry)
+                .arg(encode_record(session))
+                .arg(session.last_used_at)
+                .arg(max)
+                .arg(u8::from(end_oldest))
                 .invoke_async(&mut connection),
         )
         .await?;
-        match created {
-            1 => Ok(()),
-            _ => Err(StoreError::Conflict),
+        match outcome {
+            CREATED => Ok(Created::Live {
+                ended: u32::try_from(ended).map_err(|_| unexpected("create"))?,
+            }),
+            CONFLICT => Err(StoreError::Conflict),
+            LIMIT_REACHED => Ok(Created::LimitReached),
+            _ => Err(unexpected("create")),
         }
     }
 
-    fn is_active(&self, sub: &str, sid: &SessionId, now: u64) -> Self::IsActive {
+    fn is_active(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Self::IsActive {
         // The future outlives `&self`: it owns a clone of the connection (a cheap handle).
         let mut connection = self.connection.clone();
-        let key = self.keys(sub).sessions;
+        let keys = self.keys(sub);
         let member = *sid.as_bytes();
         let timeout = self.timeout;
+        // A last use is never before 0, so with an interval beyond `now` no use can be due:
+        // one `ZSCORE` answers, without running a script.
+        let may_touch = touch_interval <= now;
         Box::pin(async move {
+            if may_touch {
+                let live: i64 = bounded(
+                    timeout,
+                    IS_ACTIVE
+                        .key(&keys.sessions)
+                        .key(&keys.metadata)
+                        .arg(&member[..])
+                        .arg(now)
+                        .arg(touch_interval)
+                        .invoke_async(&mut connection),
+                )
+                .await?;
+                return Ok(live == 1);
+            }
             let expires_at: Option<f64> = bounded(
                 timeout,
                 ::redis::cmd("ZSCORE")
-                    .arg(key)
+                    .arg(&keys.sessions)
                     .arg(&member[..])
                     .query_async(&mut connection),
             )
             .await?;
             Ok(expires_at.is_some_and(|expires_at| (now as f64) < expires_at))
         })
+    }
+
+    async fn rotate(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        rotation: &Rotation,
+    ) -> Result<Rotated, StoreError> {
+        // Only a session created at generation `u64::MAX` could be current there, and it has
+        // no next generation to rotate to.
+        let next_generation = rotation
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend(Box::new(GenerationOverflow)))?;
+        let keys = self.keys(sub);
+        let mut connection = self.connection.clone();
+        let outcome: i64 = bounded(
+            self.timeout,
+            ROTATE
+                .key(&keys.sessions)
+                .key(&keys.metadata)
+                .arg(&sid.as_bytes()[..])
+                .arg(rotation.now)
+                .arg(rotation.expires_at.min(MAX_EXPIRY))
+                .arg(&rotation.generation.to_be_bytes()[..])
+                .arg(&rotation.digest[..])
+                .arg(&next_generation.to_be_bytes()[..])
+                .arg(&rotation.next_digest[..])
+                .arg(&rotation.now.to_be_bytes()[..])
+                .arg(rotation.grace)
+                .invoke_async(&mut connection),
+        )
+        .await?;
+        match outcome {
+            ROTATE_ROTATED => Ok(Rotated::Rotated),
+            ROTATE_FORGIVEN => Ok(Rotated::Forgiven),
+            ROTATE_REUSED => Ok(Rotated::Reused),
+            ROTATE_UNKNOWN => Ok(Rotated::Unknown),
+            ROTATE_MALFORMED => Err(StoreError::Backend(Box::new(MalformedSession(
+                "unreadable record",
+            )))),
+            _ => Err(unexpected("rotate")),
+        }
     }
 
     async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
@@ -364,10 +678,24 @@ where
         .await
     }
 
+    async fn revoke_created_before(&self, sub: &str, before: u64) -> Result<u64, StoreError> {
+        let keys = self.keys(sub);
+        let mut connection = self.connection.clone();
+        bounded(
+            self.timeout,
+            REVOKE_CREATED_BEFORE
+                .key(&keys.sessions)
+                .key(&keys.metadata)
+                .arg(before)
+                .invoke_async(&mut connection),
+        )
+        .await
+    }
+
     async fn list(&self, sub: &str, now: u64) -> Result<Vec<Session>, StoreError> {
         let keys = self.keys(sub);
         let mut connection = self.connection.clone();
-        let rows: Vec<(Vec<u8>, f64, Option<Vec<u8>>)> = bounded(
+        let rows: Vec<ListedRow> = bounded(
             self.timeout,
             LIST.key(&keys.sessions)
                 .key(&keys.metadata)
@@ -377,7 +705,9 @@ where
         .await?;
         let mut sessions = rows
             .into_iter()
-            .map(|(id, expires_at, entry)| decode_session(sub, &id, expires_at, entry.as_deref()))
+            .map(|(id, expires_at, record, last_use)| {
+                decode_session(sub, &id, expires_at, record.as_deref(), last_use.as_deref())
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| StoreError::Backend(Box::new(error)))?;
         sessions.sort_by_key(|session| (session.created_at, session.id));
@@ -458,43 +788,49 @@ impl UserKeys {
     }
 }
 
-// ===== metadata =====
+// ===== records =====
 
-/// The layout of a metadata value; the first byte, so the format can change later.
-const ENTRY_VERSION: u8 = 1;
+/// The layout of a record, its first byte, so the format can change. The scripts read the
+/// fixed part of versions 1 and 2 (`RECORD_LUA`) and write version 2 (`ROTATE`).
+const RECORD_VERSION: u8 = 2;
+/// The layout before refresh tokens: no refresh state, and the last use inside the record.
+const RECORD_VERSION_1: u8 = 1;
 
 const NO_ADDRESS: u8 = 0;
 const IPV4: u8 = 4;
 const IPV6: u8 = 6;
 
-/// A session's metadata as Redis holds it: version, `created_at` and `last_used_at` (8 bytes
-/// each, big-endian), the address (a tag, then 0, 4 or 16 bytes), and the user agent (a
-/// presence byte, then its UTF-8 to the end).
-fn encode_entry(session: &Session) -> Vec<u8> {
+/// A session's record as Redis holds it: the version, `created_at`, then the refresh state
+/// (generation, digest, `rotated_at`: 8, 32 and 8 bytes, integers big-endian), all at fixed
+/// offsets that the scripts read; then the address (a tag, then 0, 4 or 16 bytes) and the
+/// user agent (a presence byte, then its UTF-8 to the end). The last use is kept apart.
+fn encode_record(session: &Session) -> Vec<u8> {
     let user_agent = session.user_agent.as_deref().unwrap_or_default();
-    let mut entry = Vec::with_capacity(1 + 16 + 17 + 1 + user_agent.len());
-    entry.push(ENTRY_VERSION);
-    entry.extend_from_slice(&session.created_at.to_be_bytes());
-    entry.extend_from_slice(&session.last_used_at.to_be_bytes());
+    let mut record = Vec::with_capacity(57 + 17 + 1 + user_agent.len());
+    record.push(RECORD_VERSION);
+    record.extend_from_slice(&session.created_at.to_be_bytes());
+    record.extend_from_slice(&session.refresh.generation.to_be_bytes());
+    record.extend_from_slice(&session.refresh.digest);
+    record.extend_from_slice(&session.refresh.rotated_at.to_be_bytes());
     match session.address {
-        None => entry.push(NO_ADDRESS),
+        None => record.push(NO_ADDRESS),
         Some(IpAddr::V4(address)) => {
-            entry.push(IPV4);
-            entry.extend_from_slice(&address.octets());
+            record.push(IPV4);
+            record.extend_from_slice(&address.octets());
         }
         Some(IpAddr::V6(address)) => {
-            entry.push(IPV6);
-            entry.extend_from_slice(&address.octets());
+            record.push(IPV6);
+            record.extend_from_slice(&address.octets());
         }
     }
     match &session.user_agent {
-        None => entry.push(0),
+        None => record.push(0),
         Some(user_agent) => {
-            entry.push(1);
-            entry.extend_from_slice(user_agent.as_bytes());
+            record.push(1);
+            record.extend_from_slice(user_agent.as_bytes());
         }
     }
-    entry
+    record
 }
 
 /// What Redis held for a session could not be read back.
@@ -502,24 +838,56 @@ fn encode_entry(session: &Session) -> Vec<u8> {
 #[error("malformed session in Redis: {0}")]
 struct MalformedSession(&'static str);
 
+/// A script answered what it never answers.
+fn unexpected(script: &'static str) -> StoreError {
+    #[derive(Debug, thiserror::Error)]
+    #[error("unexpected answer of the {0} script")]
+    struct UnexpectedAnswer(&'static str);
+    StoreError::Backend(Box::new(UnexpectedAnswer(script)))
+}
+
+/// A refresh token at generation `u64::MAX` cannot be rotated.
+#[derive(Debug, thiserror::Error)]
+#[error("the refresh generation cannot advance past u64::MAX")]
+struct GenerationOverflow;
+
+/// A session from its id, expiry, record and last-use field (decimal Unix seconds). Without
+/// that field, the last use is the one a version-1 record holds, or the last rotation.
 fn decode_session(
     sub: &str,
     id: &[u8],
     expires_at: f64,
-    entry: Option<&[u8]>,
+    record: Option<&[u8]>,
+    last_use: Option<&[u8]>,
 ) -> Result<Session, MalformedSession> {
     let id = <[u8; 16]>::try_from(id).map_err(|_| MalformedSession("session id"))?;
     if !(expires_at.is_finite() && expires_at >= 0.0) {
         return Err(MalformedSession("expiry"));
     }
-    let entry = entry.ok_or(MalformedSession("metadata missing"))?;
+    let record = record.ok_or(MalformedSession("record missing"))?;
     let mut session = Session::new(SessionId::from_bytes(id), sub, 0, expires_at as u64);
-    let mut reader = Reader(entry);
-    if reader.take::<1>()? != [ENTRY_VERSION] {
-        return Err(MalformedSession("unknown metadata version"));
-    }
+    let mut reader = Reader(record);
+    let [version] = reader.take::<1>()?;
     session.created_at = u64::from_be_bytes(reader.take()?);
-    session.last_used_at = u64::from_be_bytes(reader.take()?);
+    let recorded_use = match version {
+        RECORD_VERSION => {
+            session.refresh = RefreshState {
+                generation: u64::from_be_bytes(reader.take()?),
+                digest: reader.take()?,
+                rotated_at: u64::from_be_bytes(reader.take()?),
+            };
+            session.refresh.rotated_at
+        }
+        RECORD_VERSION_1 => {
+            session.refresh = RefreshState {
+                generation: 0,
+                digest: [0; 32],
+                rotated_at: session.created_at,
+            };
+            u64::from_be_bytes(reader.take()?)
+        }
+        _ => return Err(MalformedSession("unknown record version")),
+    };
     session.address = match reader.take::<1>()? {
         [NO_ADDRESS] => None,
         [IPV4] => Some(Ipv4Addr::from(reader.take::<4>()?).into()),
@@ -533,6 +901,13 @@ fn decode_session(
         }
         _ => return Err(MalformedSession("user agent")),
     };
+    session.last_used_at = match last_use {
+        None => recorded_use,
+        Some(digits) => std::str::from_utf8(digits)
+            .ok()
+            .and_then(|digits| digits.parse().ok())
+            .ok_or(MalformedSession("last use"))?,
+    };
     Ok(session)
 }
 
@@ -543,7 +918,7 @@ impl Reader<'_> {
         let (head, rest) = self
             .0
             .split_first_chunk::<N>()
-            .ok_or(MalformedSession("truncated metadata"))?;
+            .ok_or(MalformedSession("truncated record"))?;
         self.0 = rest;
         Ok(*head)
     }
@@ -593,42 +968,109 @@ mod tests {
     }
 
     fn round_trip(session: &Session) -> Session {
-        let entry = encode_entry(session);
+        let record = encode_record(session);
+        let last_use = session.last_used_at.to_string();
         let id = session.id.as_bytes();
-        decode_session(&session.sub, id, session.expires_at as f64, Some(&entry)).unwrap()
+        let expiry = session.expires_at as f64;
+        decode_session(
+            &session.sub,
+            id,
+            expiry,
+            Some(&record),
+            Some(last_use.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[test]
-    fn metadata_round_trips() {
+    fn records_round_trip() {
         let mut session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
         assert_eq!(round_trip(&session), session);
         session.last_used_at = 150;
         session.user_agent = Some(String::new());
         session.address = Some("2001:db8::1".parse().unwrap());
+        session.refresh = RefreshState {
+            generation: u64::MAX,
+            digest: [0xA5; 32],
+            rotated_at: 140,
+        };
         assert_eq!(round_trip(&session), session);
         session.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) é".into());
         session.address = Some("203.0.113.7".parse().unwrap());
         assert_eq!(round_trip(&session), session);
     }
 
+    /// The offsets `RECORD_LUA` reads (1-based there).
     #[test]
-    fn malformed_metadata_is_an_error() {
-        let session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
-        let entry = encode_entry(&session);
-        let decode = |id: &[u8], expiry: f64, entry: Option<&[u8]>| {
-            decode_session("bob", id, expiry, entry).unwrap_err()
+    fn the_refresh_state_sits_where_the_scripts_read_it() {
+        let mut session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+        session.refresh = RefreshState {
+            generation: 7,
+            digest: [0xA5; 32],
+            rotated_at: 140,
         };
-        decode(&[1; 15], 200.0, Some(&entry));
-        decode(&[1; 16], f64::NAN, Some(&entry));
-        decode(&[1; 16], 200.0, None);
-        decode(&[1; 16], 200.0, Some(&entry[..10]));
-        decode(&[1; 16], 200.0, Some(&[2]));
-        let mut trailing = entry.clone();
+        session.user_agent = Some("curl/8.5.0".into());
+        let record = encode_record(&session);
+        assert_eq!(record[0], RECORD_VERSION);
+        assert_eq!(record[1..9], 100u64.to_be_bytes());
+        assert_eq!(record[9..17], 7u64.to_be_bytes());
+        assert_eq!(record[17..49], [0xA5; 32]);
+        assert_eq!(record[49..57], 140u64.to_be_bytes());
+        assert_eq!(record[57], NO_ADDRESS);
+    }
+
+    #[test]
+    fn version_1_records_read_as_generation_0() {
+        // Version 1: version, created_at, last_used_at, address, user agent.
+        let mut record = vec![RECORD_VERSION_1];
+        record.extend_from_slice(&100u64.to_be_bytes());
+        record.extend_from_slice(&150u64.to_be_bytes());
+        record.extend_from_slice(&[IPV4, 203, 0, 113, 7, 1]);
+        record.extend_from_slice(b"curl/8.5.0");
+        let mut expected = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+        expected.last_used_at = 150;
+        expected.address = Some("203.0.113.7".parse().unwrap());
+        expected.user_agent = Some("curl/8.5.0".into());
+        let decode = |last_use: Option<&[u8]>| {
+            decode_session("bob", &[9; 16], 200.0, Some(&record), last_use).unwrap()
+        };
+        assert_eq!(decode(None), expected);
+        expected.last_used_at = 170;
+        assert_eq!(decode(Some(b"170")), expected, "a last-use field wins");
+    }
+
+    #[test]
+    fn without_a_last_use_field_a_record_was_last_used_when_rotated() {
+        let mut session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+        session.refresh.rotated_at = 160;
+        let record = encode_record(&session);
+        let decoded = decode_session("bob", &[9; 16], 200.0, Some(&record), None).unwrap();
+        assert_eq!(decoded.last_used_at, 160);
+    }
+
+    #[test]
+    fn malformed_records_are_an_error() {
+        let session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+        let record = encode_record(&session);
+        let decode = |id: &[u8], expiry: f64, record: Option<&[u8]>, last_use: Option<&[u8]>| {
+            decode_session("bob", id, expiry, record, last_use).unwrap_err()
+        };
+        decode(&[1; 15], 200.0, Some(&record), None);
+        decode(&[1; 16], f64::NAN, Some(&record), None);
+        decode(&[1; 16], 200.0, None, None);
+        decode(&[1; 16], 200.0, Some(&record[..10]), None);
+        decode(&[1; 16], 200.0, Some(&record[..56]), None);
+        decode(&[1; 16], 200.0, Some(&[3]), None);
+        decode(&[1; 16], 200.0, Some(&[RECORD_VERSION_1]), None);
+        for last_use in [&b""[..], b"-1", b"1.5", b"18446744073709551616", b"\xff"] {
+            decode(&[1; 16], 200.0, Some(&record), Some(last_use));
+        }
+        let mut trailing = record.clone();
         trailing.push(b'x');
-        decode(&[1; 16], 200.0, Some(&trailing));
-        let mut bad_address = entry;
-        bad_address[17] = 5;
-        decode(&[1; 16], 200.0, Some(&bad_address));
+        decode(&[1; 16], 200.0, Some(&trailing), None);
+        let mut bad_address = record;
+        bad_address[57] = 5;
+        decode(&[1; 16], 200.0, Some(&bad_address), None);
     }
 
     #[test]
