@@ -47,33 +47,36 @@ fn now<F: Future>(future: F) -> F::Output {
 
 /// A store of `total` sessions, and the tokens of `SAMPLED` of them spread evenly through it.
 fn populated(total: usize) -> (Sessions<MemoryStore>, Vec<String>) {
-    let sessions = Sessions::builder(Keys::hs256(SECRET).unwrap(), MemoryStore::new())
-        .build()
-        .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(populate(MemoryStore::new(), total))
+}
+
+/// Fills `store` with `total` sessions: every `total / SAMPLED`-th issued with a token, the
+/// others written to the store directly (signing a million tokens would only slow set-up).
+async fn populate<St: SessionStore>(store: St, total: usize) -> (Sessions<St>, Vec<String>) {
+    let sessions = Sessions::builder(Keys::hs256(SECRET).unwrap(), store)
         .build()
         .unwrap();
     let every = total / SAMPLED;
     let mut tokens = Vec::with_capacity(SAMPLED);
     let expires = jsonwebtoken::get_current_timestamp() + 3_600;
-    runtime.block_on(async {
-        for n in 0..total {
-            if n % every == 0 {
-                let issued = sessions
-                    .issue(Login::new(format!("user{n}")))
-                    .await
-                    .unwrap();
-                tokens.push(issued.access_token);
-            } else {
-                let mut id = [0; 16];
-                id[..8].copy_from_slice(&(n as u64).to_le_bytes());
-                let session =
-                    Session::new(SessionId::from_bytes(id), format!("user{n}"), 0, expires);
-                sessions.store().create(&session, None).await.unwrap();
-            }
+    for n in 0..total {
+        if n % every == 0 {
+            let issued = sessions
+                .issue(Login::new(format!("user{n}")))
+                .await
+                .unwrap();
+            tokens.push(issued.access_token);
+        } else {
+            let mut id = [0; 16];
+            id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            let session = Session::new(SessionId::from_bytes(id), format!("user{n}"), 0, expires);
+            sessions.store().create(&session, None).await.unwrap();
         }
-    });
+    }
     (sessions, tokens)
 }
 
@@ -177,27 +180,7 @@ fn bench_redis(c: &mut Criterion) {
             .await
             .unwrap()
             .prefix(support::unique_prefix("bench"));
-        let sessions = Sessions::builder(Keys::hs256(SECRET).unwrap(), store)
-            .build()
-            .unwrap();
-        let expires = jsonwebtoken::get_current_timestamp() + 3_600;
-        let mut tokens = Vec::with_capacity(SAMPLED);
-        for n in 0..10_000usize {
-            if n % 10 == 0 {
-                let issued = sessions
-                    .issue(Login::new(format!("user{n}")))
-                    .await
-                    .unwrap();
-                tokens.push(issued.access_token);
-            } else {
-                let mut id = [0; 16];
-                id[..8].copy_from_slice(&(n as u64).to_le_bytes());
-                let session =
-                    Session::new(SessionId::from_bytes(id), format!("user{n}"), 0, expires);
-                sessions.store().create(&session, None).await.unwrap();
-            }
-        }
-        (sessions, tokens)
+        populate(store, 10_000).await
     });
     let service = tower::Layer::layer(&sessions.layer(), mock());
     let mut group = c.benchmark_group("auth");
