@@ -2,11 +2,13 @@
 //!
 //! A JWT stays valid until it expires: a server cannot delete it, so "logout" with plain
 //! JWTs only forgets the token on the client. This crate keeps an **allowlist of live
-//! sessions** on the server. Login creates a session and signs a token naming it (`sid`);
-//! each request passes only if the token verifies **and** its session is still in the
-//! store. Logout deletes the session, logout-everywhere deletes all of the user's sessions,
-//! and from the next request on their tokens are refused. Sessions expire with their tokens,
-//! so the store holds only live sessions.
+//! sessions** on the server. Login creates a session and signs a short-lived access token
+//! naming it (`sid`), with a refresh token that is rotated on every use (a retired one
+//! presented again ends the session). Each request passes only if the token verifies **and**
+//! its session is still in the store. Logout deletes the session, logout-everywhere deletes
+//! all of the user's sessions, and from the next request on their tokens are refused.
+//! Sessions end when idle or at their absolute lifetime and are then removed, so the store
+//! holds only live sessions.
 //!
 //! - [`Sessions`]: the handle built once (keys, validation, lifetime, store); issues
 //!   tokens at login, revokes sessions, and builds everything below.
