@@ -87,3 +87,44 @@ where
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn without_the_layer_the_extractors_answer_500_naming_it() {
+        async fn me(claims: Claims) -> String {
+            claims.sub
+        }
+        async fn user(CurrentUser(user): CurrentUser<String>) -> String {
+            user
+        }
+        // A routing mistake: the layer was never added.
+        let app: Router = Router::new()
+            .route("/me", get(me))
+            .route("/user", get(user));
+        for path in ["/me", "/user"] {
+            let request = Request::get(path)
+                .header("authorization", "Bearer abc")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{path}"
+            );
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.contains("JwtAuthLayer"), "{path}: {body}");
+        }
+    }
+}

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tower_jwt_auth::store::MemoryStore;
+use tower_jwt_auth::store::{MemoryStore, SessionStore};
 use tower_jwt_auth::{Keys, Login, Sessions};
 
 const SECRET: &[u8] = b"an end-to-end test secret, 32+ bytes";
@@ -27,10 +27,10 @@ const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "demo-api";
 const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
 
-struct Server {
+struct Server<St = MemoryStore> {
     addr: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
-    sessions: Sessions<MemoryStore>,
+    sessions: Sessions<St>,
 }
 
 struct Reply {
@@ -42,14 +42,22 @@ struct Reply {
 impl Server {
     /// The demo router on a free port, with an issuer and audience configured.
     async fn start() -> Self {
-        let sessions = demo::policy(Sessions::builder(
-            Keys::hs256(SECRET).unwrap(),
-            MemoryStore::new(),
-        ))
+        Self::serve(configured(MemoryStore::new())).await
+    }
+}
+
+/// The demo's policy with an issuer and audience, on `store`.
+fn configured<St: SessionStore>(store: St) -> Sessions<St> {
+    demo::policy(Sessions::builder(Keys::hs256(SECRET).unwrap(), store))
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+impl<St: SessionStore> Server<St> {
+    /// The demo router of `sessions` on a free port.
+    async fn serve(sessions: Sessions<St>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(demo::serve(listener, sessions.clone()));
@@ -342,6 +350,54 @@ async fn an_eleventh_login_ends_one_of_the_ten() {
     }
     assert_eq!(refused, 1);
     assert_eq!(server.sessions.list("alice").await.unwrap().len(), 10);
+}
+
+#[cfg(feature = "redis")]
+mod support;
+
+/// Two demo processes (here two servers) with the same key on one Redis share sessions.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_demo_instances_on_one_redis_share_sessions() {
+    use tower_jwt_auth::store::RedisStore;
+
+    let redis = support::TestRedis::get();
+    let prefix = support::unique_prefix("two_demos");
+    let store = || async {
+        RedisStore::connect(redis.url())
+            .await
+            .unwrap()
+            .prefix(prefix.clone())
+    };
+    let a = Server::serve(configured(store().await)).await;
+    let b = Server::serve(configured(store().await)).await;
+
+    let token = a.token("alice", "wonderland").await;
+    assert_eq!(
+        b.with_token(Method::GET, "/me", &token).await.status,
+        StatusCode::OK
+    );
+    let other = b.token("alice", "wonderland").await;
+    let listed = a.with_token(Method::GET, "/sessions", &token).await;
+    assert_eq!(listed.body["sessions"].as_array().unwrap().len(), 2);
+
+    // A logout on B ends the session on A at the very next request.
+    let logout = b.with_token(Method::POST, "/logout", &token).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.with_token(Method::GET, "/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        a.with_token(Method::GET, "/me", &other).await.status,
+        StatusCode::OK
+    );
+    let all = a.with_token(Method::POST, "/logout/all", &other).await;
+    assert_eq!(all.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        b.with_token(Method::GET, "/me", &other).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 // ===== every bad input, with its status and challenge =====
