@@ -231,6 +231,48 @@ async fn a_paused_redis_gives_503_within_the_timeout() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A login or a refresh answered 503 while Redis was paused must not take effect when Redis
+/// resumes and runs the queued command: the client retries with the same refresh token, and
+/// that retry must not look like a reused (stolen) token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_or_refresh_answered_503_leaves_nothing_behind() {
+    let mut server = RedisServer::start();
+    let a = instance(&server.url(), &unique_prefix("late")).await;
+    let login = a.issue(Login::new("alice")).await.unwrap();
+    // Load the rotation script, so that the paused command is an EVALSHA Redis would run.
+    let login = a.refresh(&login.refresh_token).await.unwrap();
+
+    server.pause();
+    let refresh = a.refresh(&login.refresh_token).await;
+    assert!(
+        matches!(refresh, Err(IssueError::Store(StoreError::Timeout))),
+        "{refresh:?}"
+    );
+    let issue = a.issue(Login::new("bob")).await;
+    assert!(
+        matches!(issue, Err(IssueError::Store(StoreError::Timeout))),
+        "{issue:?}"
+    );
+    server.resume();
+    // Redis now runs what was queued; give it the time to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(
+        a.list("bob").await.unwrap().is_empty(),
+        "a login answered 503 left a session"
+    );
+    let listed = a.list("alice").await.unwrap();
+    assert_eq!(
+        listed[0].refresh.generation, 1,
+        "a refresh answered 503 rotated the token"
+    );
+    let retried = a.refresh(&login.refresh_token).await;
+    assert!(
+        retried.is_ok(),
+        "the retry was taken for reuse: {retried:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_reaches_redis() {
     let server = RedisServer::start();

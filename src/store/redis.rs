@@ -88,6 +88,14 @@
 //! the background, so the store recovers by itself once Redis is back. The timeout uses
 //! Tokio's timer: the runtime needs its time driver enabled (`#[tokio::main]` does that).
 //!
+//! A timeout does not cancel a command that Redis has not run yet (a paused or overloaded
+//! server runs it once it can). Logouts may land late, which does no harm; logins and
+//! refresh-token rotations must not, so their scripts carry a deadline, half the timeout
+//! after they are sent, and do nothing when Redis runs them past it (checked with Redis'
+//! `TIME` against this machine's clock: keep both synchronised, as key expiry needs
+//! anyway). A login or refresh answered 503 has therefore left nothing behind, and the
+//! client can retry it with the same credentials or refresh token.
+//!
 //! # Persistence
 //!
 //! The sessions live in Redis' memory. Whether they survive a restart of Redis is Redis'
@@ -213,7 +221,8 @@ where
     }
 
     /// How long one call may take before it fails with [`StoreError::Timeout`] (default
-    /// 300 ms). This bounds how long a request waits when Redis is slow or gone.
+    /// 300 ms). A request waits at most this long per store call when Redis is slow or gone
+    /// (the middleware makes one; a handler that lists sessions after it, one more).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -261,6 +270,13 @@ impl<C> fmt::Debug for RedisStore<C> {
 /// Lua shared by the scripts that read records or change expiries. Kept out of the script
 /// `is_active` runs on every request, which would otherwise build these closures each time.
 const RECORD_LUA: &str = r"
+-- Whether Redis runs this after `deadline` (Unix milliseconds): the caller has given up by
+-- then and answered 503, so a login or a rotation must not take effect behind its back.
+local function late(deadline)
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(deadline)
+end
+
 local function u64(bytes, at)
   local n = 0
   for i = at, at + 7 do
@@ -328,14 +344,17 @@ end
 ";
 
 /// KEYS: the sessions, the metadata. ARGV: id, expiry, now, record, last use, limit (0 for
-/// none), `1` to end the oldest sessions at the limit (otherwise the new one is refused).
-/// Answers `{CREATED, ended}`, `{CONFLICT, 0}` when the user has the id (unexpired at
-/// `now`), or `{LIMIT_REACHED, 0}`, having stored nothing.
+/// none), `1` to end the oldest sessions at the limit (otherwise the new one is refused),
+/// the deadline. Answers `{CREATED, ended}`, `{CONFLICT, 0}` when the user has the id
+/// (unexpired at `now`), `{LIMIT_REACHED, 0}` or `{LATE, 0}`, having stored nothing.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             RECORD_LUA,
             r"
+if late(ARGV[8]) then
+  return {3, 0}
+end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 if #expired > 0 then
   for i = 1, #expired do
@@ -380,6 +399,7 @@ return {1, ended}
 const CREATED: i64 = 1;
 const CONFLICT: i64 = 0;
 const LIMIT_REACHED: i64 = 2;
+const CREATE_LATE: i64 = 3;
 
 /// KEYS: the sessions, the metadata. ARGV: id, now, touch interval. Answers 1 when the
 /// session is live at `now`, having recorded `now` as its last use when the last recorded
@@ -413,13 +433,16 @@ return 1
 
 /// KEYS: the sessions, the metadata. ARGV: id, now, the new expiry, the presented
 /// generation (8 bytes, big-endian) and digest, the next generation (8 bytes) and digest,
-/// now (8 bytes), the grace period. Generations and digests are compared as bytes.
-/// Answers one of the `ROTATE_*` codes.
+/// now (8 bytes), the grace period, the deadline. Generations and digests are compared as
+/// bytes. Answers one of the `ROTATE_*` codes.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             RECORD_LUA,
             r"
+if late(ARGV[10]) then
+  return 4
+end
 local now = tonumber(ARGV[2])
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not expiry or tonumber(expiry) <= now then
@@ -457,6 +480,7 @@ const ROTATE_UNKNOWN: i64 = 0;
 const ROTATE_ROTATED: i64 = 1;
 const ROTATE_FORGIVEN: i64 = 2;
 const ROTATE_REUSED: i64 = 3;
+const ROTATE_LATE: i64 = 4;
 const ROTATE_MALFORMED: i64 = -1;
 
 /// KEYS: the sessions, the metadata. ARGV: id. Returns 1 when the session existed.
@@ -552,6 +576,7 @@ where
                 .arg(session.last_used_at)
                 .arg(max)
                 .arg(u8::from(end_oldest))
+                .arg(deadline(self.timeout))
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -561,6 +586,7 @@ where
             }),
             CONFLICT => Err(StoreError::Conflict),
             LIMIT_REACHED => Ok(Created::LimitReached),
+            CREATE_LATE => Err(StoreError::Timeout),
             _ => Err(unexpected("create")),
         }
     }
@@ -635,6 +661,7 @@ where
                 .arg(&rotation.next_digest[..])
                 .arg(&rotation.now.to_be_bytes()[..])
                 .arg(rotation.grace)
+                .arg(deadline(self.timeout))
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -643,6 +670,7 @@ where
             ROTATE_FORGIVEN => Ok(Rotated::Forgiven),
             ROTATE_REUSED => Ok(Rotated::Reused),
             ROTATE_UNKNOWN => Ok(Rotated::Unknown),
+            ROTATE_LATE => Err(StoreError::Timeout),
             ROTATE_MALFORMED => Err(StoreError::Backend(Box::new(MalformedSession(
                 "unreadable record",
             )))),
@@ -713,6 +741,23 @@ where
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
     }
+}
+
+/// The instant (Unix milliseconds, on this machine's clock) after which a login or a
+/// rotation sent now must not be applied: half the timeout, so that an answer sent just
+/// before it still has the other half to arrive before the caller gives up.
+///
+/// A command Redis could not run in time (paused, overloaded) is not cancelled by the
+/// caller's timeout: Redis runs it once it can. A late login would leave a session nobody
+/// holds a token for; a late rotation would retire the refresh token a client is about to
+/// retry with, and the retry would look like theft. Both scripts check this deadline
+/// against Redis' clock and do nothing when late.
+fn deadline(timeout: Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let half = timeout / 2;
+    u64::try_from((now + half).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Runs one call within `timeout`, sorting its failure into a [`StoreError`].
