@@ -671,7 +671,8 @@ impl<St: SessionStore, C> Sessions<St, C> {
         {
             return Err(TokenError::WrongType.into());
         }
-        let presented: RefreshClaims<C> = self.decode(refresh_token, Kind::Refresh, now)?;
+        let presented: RefreshClaims<C> =
+            self.decode(refresh_token.as_bytes(), Kind::Refresh, now)?;
         let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
         // Only this crate signs refresh tokens, and no session rotates 2^64 times.
         let next_generation = generation
@@ -753,10 +754,10 @@ impl<St: SessionStore, C> Sessions<St, C> {
     where
         C: DeserializeOwned,
     {
-        self.verify_at(token, self.now())
+        self.verify_at(token.as_bytes(), self.now())
     }
 
-    fn verify_at(&self, token: &str, now: u64) -> Result<Claims<C>, TokenError>
+    fn verify_at(&self, token: &[u8], now: u64) -> Result<Claims<C>, TokenError>
     where
         C: DeserializeOwned,
     {
@@ -767,7 +768,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// then `exp` and `nbf` with leeway against `now`.
     fn decode<T: DeserializeOwned + TimeClaims>(
         &self,
-        token: &str,
+        token: &[u8],
         kind: Kind,
         now: u64,
     ) -> Result<T, TokenError> {
@@ -807,7 +808,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// The key to check `token` with: found by its `kid` among the configured keys only
     /// (RFC 8725 §3.10), the signing key when it names none. With one key configured the
     /// header is not read twice.
-    fn verifier(&self, token: &str) -> Result<&Verifier, TokenError> {
+    fn verifier(&self, token: &[u8]) -> Result<&Verifier, TokenError> {
         let verifiers = &self.shared.verifiers;
         if verifiers.len() == 1 {
             return Ok(&verifiers[0]);
