@@ -1,0 +1,110 @@
+//! The benchmark's floor and layer cases as a plain loop, for counting instructions, which a
+//! shared machine cannot disturb the way it disturbs time:
+//!
+//! ```text
+//! cargo build --release --example instructions
+//! for case in setup floor layer; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/instructions $case 20000 2>&1 | grep Collected
+//! done
+//! ```
+//!
+//! Each case first builds the same 10,000-session memory store and the requests; `setup` stops
+//! there. (floor - setup) / N is one bare `jsonwebtoken::decode`, (layer - setup) / N one
+//! request through the layer around a mock service (which does almost nothing).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::Full;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use tower::{Layer, Service, service_fn};
+use tower_jwt_auth::store::{MemoryStore, Session, SessionStore};
+use tower_jwt_auth::{Claims, Keys, Login, SessionId, Sessions};
+
+const SECRET: &[u8] = b"a benchmark secret of 32 bytes!!";
+
+/// Polls a future that is ready at once (the memory store answers at once).
+fn ready_now<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("every future here is ready at once"),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_else(|| "layer".into());
+    let n: usize = args.next().unwrap_or_else(|| "20000".into()).parse()?;
+
+    let sessions = Sessions::builder(Keys::hs256(SECRET)?, MemoryStore::new()).build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let tokens = runtime.block_on(async {
+        let mut tokens = Vec::new();
+        for n in 0..10_000u64 {
+            if n % 10 == 0 {
+                tokens.push(
+                    sessions
+                        .issue(Login::new(format!("user{n}")))
+                        .await?
+                        .access_token,
+                );
+            } else {
+                let mut id = [0; 16];
+                id[..8].copy_from_slice(&n.to_le_bytes());
+                let session = Session::new(
+                    SessionId::from_bytes(id),
+                    format!("user{n}"),
+                    0,
+                    u64::MAX / 2,
+                );
+                sessions.store().create(&session, None).await?;
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error>>(tokens)
+    })?;
+    let requests: Vec<Request<Full<Bytes>>> = (0..n)
+        .map(|i| {
+            let mut request = Request::new(Full::new(Bytes::new()));
+            let value = HeaderValue::try_from(format!("Bearer {}", tokens[i % tokens.len()]));
+            request.headers_mut().insert(
+                header::AUTHORIZATION,
+                value.expect("a token is a valid header"),
+            );
+            request
+        })
+        .collect();
+    let mock = service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    });
+
+    let mut accepted = 0;
+    match case.as_str() {
+        "setup" => {}
+        "floor" => {
+            let key = DecodingKey::from_secret(SECRET);
+            let validation = Validation::new(Algorithm::HS256);
+            for request in &requests {
+                let token = &request.headers()[header::AUTHORIZATION].as_bytes()[7..];
+                let decoded = jsonwebtoken::decode::<Claims>(black_box(token), &key, &validation);
+                accepted += usize::from(decoded.is_ok());
+            }
+        }
+        "layer" => {
+            let mut service = sessions.layer().layer(mock);
+            for request in requests {
+                ready_now(std::future::poll_fn(|cx| service.poll_ready(cx)))?;
+                let response = ready_now(service.call(request))?;
+                accepted += usize::from(response.status().is_success());
+            }
+        }
+        other => return Err(format!("unknown case {other:?}: setup, floor or layer").into()),
+    }
+    println!("{case}: {accepted} of {n} accepted");
+    Ok(())
+}
