@@ -126,6 +126,7 @@ pub async fn serve<St: SessionStore>(
          -d '{{\"username\":\"alice\",\"password\":\"wonderland\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')"
     );
     println!("  curl -i http://{addr}/me -H \"Authorization: Bearer $TOKEN\"");
+    println!("  curl -i http://{addr}/sessions -H \"Authorization: Bearer $TOKEN\"");
     println!("  curl -i -X POST http://{addr}/logout -H \"Authorization: Bearer $TOKEN\"");
     println!("  curl -i http://{addr}/me -H \"Authorization: Bearer $TOKEN\"   # 401 now");
     println!("  curl -i -X POST http://{addr}/logout/all -H \"Authorization: Bearer $TOKEN\"");
