@@ -7,6 +7,7 @@
 //! `PROPTEST_CASES=10000 cargo test --test properties` for a longer search.
 
 mod model;
+mod refusals;
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
@@ -21,8 +22,7 @@ use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_jwt_auth::store::MemoryStore;
 use tower_jwt_auth::{
-    AuthError, Claims, ErrorHandler, JsonErrors, Keys, Login, ManualClock, RequestError, Sessions,
-    TokenError,
+    Claims, ErrorHandler, JsonErrors, Keys, Login, ManualClock, Sessions, TokenError,
 };
 
 use model::{Harness, Op, ready};
@@ -130,27 +130,7 @@ fn bearer(token: &str) -> Vec<u8> {
 fn refusal_bodies() -> &'static [String] {
     static BODIES: OnceLock<Vec<String>> = OnceLock::new();
     BODIES.get_or_init(|| {
-        let errors: Vec<AuthError> = vec![
-            AuthError::Missing,
-            RequestError::MultipleHeaders.into(),
-            RequestError::MultipleCredentials.into(),
-            RequestError::MalformedHeader.into(),
-            RequestError::MalformedCookie.into(),
-            TokenError::TooLong.into(),
-            TokenError::Malformed(None).into(),
-            TokenError::AlgorithmNotAllowed.into(),
-            TokenError::InvalidSignature.into(),
-            TokenError::Expired.into(),
-            TokenError::NotYetValid.into(),
-            TokenError::WrongIssuer.into(),
-            TokenError::WrongAudience.into(),
-            TokenError::MissingClaim("exp".into()).into(),
-            TokenError::WrongType.into(),
-            TokenError::UnsupportedCritical.into(),
-            TokenError::Revoked.into(),
-            TokenError::UnknownUser.into(),
-            TokenError::UnknownKey.into(),
-        ];
+        let errors = refusals::every_refusal();
         errors
             .iter()
             .map(|error| {

@@ -48,6 +48,9 @@
 
 #![no_main]
 
+#[path = "../../tests/refusals/mod.rs"]
+mod refusals;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -296,7 +299,7 @@ fn build_world() -> World {
         .enumerate()
         .map(|(index, fixed)| (fixed.token.clone(), index))
         .collect();
-    let bodies = refusals()
+    let bodies = refusals::every_refusal()
         .iter()
         .map(|error| collect(JsonErrors.render(error).into_body()))
         .collect();
@@ -349,31 +352,6 @@ fn signed(header: &str, claims: &str, key: &[u8], alg: Algorithm) -> Vec<u8> {
         jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(key), alg).unwrap()
     };
     format!("{message}.{signature}").into_bytes()
-}
-
-/// Every refusal the layer can answer with (the 503s cannot happen with a memory store).
-fn refusals() -> Vec<AuthError> {
-    vec![
-        AuthError::Missing,
-        RequestError::MultipleHeaders.into(),
-        RequestError::MultipleCredentials.into(),
-        RequestError::MalformedHeader.into(),
-        RequestError::MalformedCookie.into(),
-        TokenError::TooLong.into(),
-        TokenError::Malformed(None).into(),
-        TokenError::AlgorithmNotAllowed.into(),
-        TokenError::InvalidSignature.into(),
-        TokenError::Expired.into(),
-        TokenError::NotYetValid.into(),
-        TokenError::WrongIssuer.into(),
-        TokenError::WrongAudience.into(),
-        TokenError::MissingClaim("exp".into()).into(),
-        TokenError::WrongType.into(),
-        TokenError::UnsupportedCritical.into(),
-        TokenError::Revoked.into(),
-        TokenError::UnknownUser.into(),
-        TokenError::UnknownKey.into(),
-    ]
 }
 
 // ===== driving the layer =====
