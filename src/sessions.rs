@@ -665,12 +665,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
         let now = shared.clock.now();
         // The type first, so that an access token presented here is named as such.
         let header = jsonwebtoken::decode_header(refresh_token).map_err(TokenError::from)?;
-        if !header
-            .typ
-            .is_some_and(|typ| typ.eq_ignore_ascii_case(REFRESH_TOKEN_TYPE))
-        {
-            return Err(TokenError::WrongType.into());
-        }
+        check_type(&header, REFRESH_TOKEN_TYPE)?;
         let presented: RefreshClaims<C> =
             self.decode(refresh_token.as_bytes(), Kind::Refresh, now)?;
         let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
@@ -782,14 +777,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             Kind::Refresh => (&verifier.refresh, REFRESH_TOKEN_TYPE),
         };
         let data = jsonwebtoken::decode::<T>(token, verifier.keys.decoding(), validation)?;
-        if !data
-            .header
-            .typ
-            .as_deref()
-            .is_some_and(|found| found.eq_ignore_ascii_case(typ))
-        {
-            return Err(TokenError::WrongType);
-        }
+        check_type(&data.header, typ)?;
         // No critical extension is understood here, so any is refused (RFC 7515 §4.1.11).
         if data.header.crit.is_some() {
             return Err(TokenError::UnsupportedCritical);
@@ -944,6 +932,14 @@ impl<St: SessionStore, C> Sessions<St, C> {
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
         Self::StoreUnavailable(error)
+    }
+}
+
+/// Whether a token's `typ` header names the kind expected (media types ignore case).
+fn check_type(header: &jsonwebtoken::Header, typ: &str) -> Result<(), TokenError> {
+    match &header.typ {
+        Some(found) if found.eq_ignore_ascii_case(typ) => Ok(()),
+        _ => Err(TokenError::WrongType),
     }
 }
 

@@ -84,18 +84,18 @@ fn typed(alg: Algorithm) -> Header {
     }
 }
 
+/// `claims` signed as an access token with `alg` and `key`.
+fn signed(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
+    jsonwebtoken::encode(&typed(alg), claims, key).unwrap()
+}
+
 // ===== RFC 8725 §3.1: algorithm verification =====
 
 #[tokio::test]
 async fn rfc8725_3_1_the_algorithm_comes_from_configuration_not_the_token() {
     let sessions = hs256();
     let claims = live_claims(&sessions).await;
-    let hs512 = jsonwebtoken::encode(
-        &typed(Algorithm::HS512),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let hs512 = signed(Algorithm::HS512, &EncodingKey::from_secret(SECRET), &claims);
     assert!(matches!(
         refusal(&sessions, &hs512).await,
         TokenError::AlgorithmNotAllowed
@@ -126,12 +126,11 @@ async fn rfc8725_3_1_an_hs256_token_keyed_with_the_rsa_public_key_is_rejected() 
         .build()
         .unwrap();
     let claims = live_claims(&sessions).await;
-    let forged = jsonwebtoken::encode(
-        &typed(Algorithm::HS256),
-        &claims,
+    let forged = signed(
+        Algorithm::HS256,
         &EncodingKey::from_secret(RSA_PUBLIC),
-    )
-    .unwrap();
+        &claims,
+    );
     assert!(matches!(
         refusal(&sessions, &forged).await,
         TokenError::AlgorithmNotAllowed
@@ -142,12 +141,11 @@ async fn rfc8725_3_1_an_hs256_token_keyed_with_the_rsa_public_key_is_rejected() 
 async fn rfc8725_3_1_an_rs256_token_against_an_hs256_key_is_rejected() {
     let sessions = hs256();
     let claims = live_claims(&sessions).await;
-    let rs256 = jsonwebtoken::encode(
-        &typed(Algorithm::RS256),
-        &claims,
+    let rs256 = signed(
+        Algorithm::RS256,
         &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
-    )
-    .unwrap();
+        &claims,
+    );
     assert!(matches!(
         refusal(&sessions, &rs256).await,
         TokenError::AlgorithmNotAllowed
@@ -161,12 +159,11 @@ async fn rfc8725_3_1_a_key_is_bound_to_one_algorithm() {
         .build()
         .unwrap();
     let claims = live_claims(&sessions).await;
-    let rs256 = jsonwebtoken::encode(
-        &typed(Algorithm::RS256),
-        &claims,
+    let rs256 = signed(
+        Algorithm::RS256,
         &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
-    )
-    .unwrap();
+        &claims,
+    );
     assert!(matches!(
         refusal(&sessions, &rs256).await,
         TokenError::AlgorithmNotAllowed
@@ -332,14 +329,7 @@ async fn rfc8725_3_8_and_3_9_issuer_and_audience_are_checked() {
     let mut claims = live_claims(&sessions).await;
     claims["iss"] = json!("https://auth.test");
     claims["aud"] = json!("api");
-    let sign = |claims: &Value| {
-        jsonwebtoken::encode(
-            &typed(Algorithm::HS256),
-            claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap()
-    };
+    let sign = |claims: &Value| signed(Algorithm::HS256, &EncodingKey::from_secret(SECRET), claims);
     assert!(sessions.authenticate(&bearer(&sign(&claims))).await.is_ok());
     let cases: [Bent; 5] = [
         ("iss", json!("https://evil.test"), |e| {
@@ -420,12 +410,7 @@ async fn exp_is_required_and_leeway_is_bounded_and_applied() {
 
     let mut claims = live_claims(&sessions).await;
     claims.as_object_mut().unwrap().remove("exp");
-    let token = jsonwebtoken::encode(
-        &typed(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let token = signed(Algorithm::HS256, &EncodingKey::from_secret(SECRET), &claims);
     assert!(matches!(refusal(&sessions, &token).await, TokenError::MissingClaim(c) if c == "exp"));
 }
 
