@@ -28,7 +28,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::Claims;
+use crate::{Claims, ResolvedUser};
 
 /// The user a [`UserResolver`](crate::UserResolver) resolved for this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +78,8 @@ where
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<U>()
-            .cloned()
-            .map(CurrentUser)
+            .get::<ResolvedUser<U>>()
+            .map(|user| CurrentUser(user.get().clone()))
             .ok_or(MissingAuthLayer {
                 what: "the resolved user",
                 hint: " with resolve_user",
@@ -126,5 +125,35 @@ mod tests {
             let body = String::from_utf8(body.to_vec()).unwrap();
             assert!(body.contains("JwtAuthLayer"), "{path}: {body}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_value_of_the_users_type_from_another_layer_is_not_the_user() {
+        async fn user(CurrentUser(user): CurrentUser<String>) -> String {
+            user
+        }
+        let sessions = crate::Sessions::builder(
+            crate::Keys::hs256([7; 32]).unwrap(),
+            crate::store::MemoryStore::new(),
+        )
+        .build()
+        .unwrap();
+        let issued = sessions.issue(crate::Login::new("alice")).await.unwrap();
+        // Some other layer puts a `String` into the extensions; no resolver ran.
+        let app: Router = Router::new()
+            .route("/user", get(user))
+            .route_layer(sessions.layer())
+            .layer(axum::middleware::map_request(
+                |mut request: Request<Body>| async move {
+                    request.extensions_mut().insert(String::from("mallory"));
+                    request
+                },
+            ));
+        let request = Request::get("/user")
+            .header("authorization", format!("Bearer {}", issued.access_token))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

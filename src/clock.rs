@@ -1,16 +1,20 @@
-//! Time as the crate sees it: whole seconds since the Unix epoch (a JWT `NumericDate`).
+//! Time as the crate sees it.
 //!
-//! Every expiry decision (token `exp`/`nbf`, session expiry, sweeping) reads one [`Clock`],
-//! so tests can move time with a [`ManualClock`] instead of sleeping.
+//! Tokens speak whole seconds since the Unix epoch (a JWT `NumericDate`); what orders
+//! sessions (creation, authentication, the "not before" mark of
+//! [`revoke_issued_before`](crate::Sessions::revoke_issued_before)) keeps microseconds, so
+//! two logins in one second are still told apart. Every decision reads one [`Clock`], so
+//! tests can move time with a [`ManualClock`] instead of sleeping.
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, UNIX_EPOCH};
 //! use tower_jwt_auth::{Clock, ManualClock};
 //!
 //! let manual = ManualClock::new(1_700_000_000);
 //! let clock = Clock::from(manual.clone());
-//! manual.advance(Duration::from_secs(90));
+//! manual.advance(Duration::from_millis(90_500));
 //! assert_eq!(clock.now(), 1_700_000_090);
+//! assert_eq!(clock.time(), UNIX_EPOCH + Duration::from_millis(1_700_000_090_500));
 //! ```
 
 use std::fmt;
@@ -32,13 +36,19 @@ impl Clock {
         Self { manual: None }
     }
 
-    /// Seconds since the Unix epoch.
+    /// Whole seconds since the Unix epoch.
     pub fn now(&self) -> u64 {
         match &self.manual {
             Some(manual) => manual.now(),
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
+            None => unix_seconds(SystemTime::now()),
+        }
+    }
+
+    /// Now, to the microsecond.
+    pub fn time(&self) -> SystemTime {
+        match &self.manual {
+            Some(manual) => manual.time(),
+            None => SystemTime::now(),
         }
     }
 }
@@ -65,68 +75,85 @@ impl From<ManualClock> for Clock {
 /// See the [module docs](crate::clock).
 #[derive(Clone)]
 pub struct ManualClock {
-    now: Arc<AtomicU64>,
+    micros: Arc<AtomicU64>,
 }
 
 impl ManualClock {
     /// A clock standing at `unix_seconds`.
     pub fn new(unix_seconds: u64) -> Self {
         Self {
-            now: Arc::new(AtomicU64::new(unix_seconds)),
+            micros: Arc::new(AtomicU64::new(unix_seconds.saturating_mul(1_000_000))),
         }
     }
 
-    /// The time it stands at.
+    /// The whole seconds it stands at.
     pub fn now(&self) -> u64 {
-        self.now.load(Ordering::SeqCst)
+        self.micros.load(Ordering::SeqCst) / 1_000_000
     }
 
-    /// Moves the clock forward.
+    /// The time it stands at, to the microsecond.
+    pub fn time(&self) -> SystemTime {
+        from_unix_micros(self.micros.load(Ordering::SeqCst))
+    }
+
+    /// Moves the clock forward (to the microsecond).
     pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(by.as_secs(), Ordering::SeqCst);
+        let micros = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::SeqCst);
     }
 
     /// Sets the clock to `unix_seconds`.
     pub fn set(&self, unix_seconds: u64) {
-        self.now.store(unix_seconds, Ordering::SeqCst);
+        self.set_time(from_unix_seconds(unix_seconds));
+    }
+
+    /// Sets the clock to `time` (to the microsecond).
+    pub fn set_time(&self, time: SystemTime) {
+        self.micros.store(unix_micros(time), Ordering::SeqCst);
     }
 }
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ManualClock").field(&self.now()).finish()
+        f.debug_tuple("ManualClock")
+            .field(&self.time().duration_since(UNIX_EPOCH).unwrap_or_default())
+            .finish()
     }
 }
 
-/// `unix_seconds` as an RFC 3339 UTC timestamp, `YYYY-MM-DDTHH:MM:SSZ`.
-///
-/// ```
-/// assert_eq!(tower_jwt_auth::clock::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-/// ```
-pub fn rfc3339(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
-    let secs = unix_seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+/// Whole seconds since the Unix epoch (0 before it), as tokens and stores count expiry.
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// The time `unix_seconds` after the Unix epoch.
+pub fn from_unix_seconds(unix_seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix_seconds)
+}
+
+/// Microseconds since the Unix epoch (0 before it), as stores keep what orders sessions.
+pub fn unix_micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+    })
+}
+
+/// The time `unix_micros` microseconds after the Unix epoch.
+pub fn from_unix_micros(unix_micros: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(unix_micros)
+}
+
+/// `time` as an RFC 3339 UTC timestamp to the second, `YYYY-MM-DDTHH:MM:SSZ`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let time = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// assert_eq!(tower_jwt_auth::clock::rfc3339(time), "2023-11-14T22:13:20Z");
+/// ```
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]
@@ -135,15 +162,17 @@ mod tests {
 
     #[test]
     fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
-        assert_eq!(rfc3339(4_107_542_400), "2100-03-01T00:00:00Z");
+        let at = |seconds| rfc3339(from_unix_seconds(seconds));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_798_761_599), "2026-12-31T23:59:59Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
     }
 
     #[test]
     fn system_clock_is_after_2020() {
         assert!(Clock::system().now() > 1_577_836_800);
+        assert!(unix_micros(Clock::system().time()) > 1_577_836_800_000_000);
     }
 
     #[test]
@@ -154,5 +183,16 @@ mod tests {
         assert_eq!(clock.now(), 15);
         manual.set(3);
         assert_eq!(clock.now(), 3);
+        manual.advance(Duration::from_micros(1_500_001));
+        assert_eq!(clock.now(), 4);
+        assert_eq!(unix_micros(clock.time()), 4_500_001);
+    }
+
+    #[test]
+    fn conversions_round_trip() {
+        let time = from_unix_micros(1_700_000_000_123_456);
+        assert_eq!(unix_micros(time), 1_700_000_000_123_456);
+        assert_eq!(unix_seconds(time), 1_700_000_000);
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

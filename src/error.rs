@@ -255,8 +255,10 @@ impl AuthError {
 
 /// Writes the response for a refused request.
 ///
-/// The status and the protocol headers are the crate's business (they are added after the
-/// handler unless it set them); the handler chooses the body. Any
+/// The status and the protocol headers are the crate's business: whatever status the
+/// handler sets is replaced with the refusal's own (a refusal never looks like a success),
+/// and the headers are added unless it set them. The handler chooses the body and any other
+/// header. Any
 /// `Fn(&AuthError) -> Response<Full<Bytes>>` is one. See the [module docs](crate::error).
 pub trait ErrorHandler: Send + Sync + 'static {
     /// The response for `error`.
@@ -313,6 +315,8 @@ impl Challenge {
         error: &AuthError,
     ) -> Response<Full<Bytes>> {
         let mut response = handler.render(error);
+        // A refusal never passes for a success, whatever the handler wrote.
+        *response.status_mut() = error.status();
         let headers = response.headers_mut();
         if let Some(challenge) = error.challenge(self.realm.as_deref()) {
             headers.entry(header::WWW_AUTHENTICATE).or_insert(challenge);
@@ -370,5 +374,24 @@ mod tests {
         let response =
             challenge.respond(&handler, &AuthError::StoreUnavailable(StoreError::Timeout));
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+
+    #[test]
+    fn a_custom_handler_cannot_turn_a_refusal_into_a_success() {
+        // `Response::new` is a 200.
+        let handler = |_: &AuthError| Response::new(Full::new(Bytes::from_static(b"welcome")));
+        let challenge = Challenge {
+            realm: None,
+            retry_after: HeaderValue::from_static("1"),
+        };
+        for error in [
+            AuthError::Missing,
+            RequestError::MalformedHeader.into(),
+            TokenError::Revoked.into(),
+            AuthError::StoreUnavailable(StoreError::Timeout),
+        ] {
+            let status = error.status();
+            assert_eq!(challenge.respond(&handler, &error).status(), status);
+        }
     }
 }

@@ -82,8 +82,10 @@ pub use error::{AuthError, ErrorHandler, JsonErrors, RequestError, TokenError};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyError, Keys};
 pub use logout::{LogoutAllService, LogoutService};
-pub use resolve::{ResolveError, UserResolver, resolve_fn};
-pub use sessions::{ConfigError, IssueError, Issued, Login, Sessions, SessionsBuilder};
+pub use resolve::{ResolveError, ResolvedUser, UserResolver, resolve_fn};
+pub use sessions::{
+    ConfigError, DEFAULT_SESSION_LIMIT, IssueError, Issued, Login, Sessions, SessionsBuilder,
+};
 
 // The README's examples compile as doc tests.
 #[cfg(doctest)]

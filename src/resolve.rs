@@ -1,7 +1,7 @@
 //! Turning verified claims into your user: the "does this user still exist" check.
 //!
 //! A [`UserResolver`] runs after the token and its session passed. `Ok(Some(user))` puts
-//! `user` into the request extensions; `Ok(None)` refuses the request with 401 (`unknown
+//! `user` into the request extensions (as a [`ResolvedUser<User>`]); `Ok(None)` refuses the request with 401 (`unknown
 //! user`); `Err` refuses it with 503, never letting it in. Any
 //! `Fn(&Claims<C>) -> impl Future<Output = Result<Option<User>, ResolveError>>` is a resolver
 //! through [`resolve_fn`].
@@ -50,6 +50,36 @@ impl<C> UserResolver<C> for () {
 
     fn resolve(&self, _: &Claims<C>) -> Self::Future {
         ready(Ok(Some(())))
+    }
+}
+
+/// The user a [`UserResolver`] resolved, as the request extensions hold it.
+///
+/// Only the middleware makes one, so another layer inserting a value of the user's type
+/// (a `String`, say) is never taken for the resolved user.
+///
+/// ```
+/// # use tower_jwt_auth::ResolvedUser;
+/// fn user_of<U: Clone + Send + Sync + 'static>(request: &http::Request<()>) -> Option<&U> {
+///     request.extensions().get::<ResolvedUser<U>>().map(ResolvedUser::get)
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedUser<U>(U);
+
+impl<U> ResolvedUser<U> {
+    pub(crate) const fn new(user: U) -> Self {
+        Self(user)
+    }
+
+    /// The user.
+    pub const fn get(&self) -> &U {
+        &self.0
+    }
+
+    /// The user, by value.
+    pub fn into_inner(self) -> U {
+        self.0
     }
 }
 

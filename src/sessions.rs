@@ -18,7 +18,7 @@
 //!
 //! // At login, once the password checked out:
 //! let issued = sessions.issue(Login::new("alice").user_agent("curl/8")).await?;
-//! let claims = sessions.verify(&issued.access_token)?;
+//! let claims = sessions.authenticate_token(&issued.access_token).await?;
 //! assert_eq!(claims.sub, "alice");
 //!
 //! // "Log out all my devices":
@@ -31,7 +31,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
@@ -40,6 +40,7 @@ use jsonwebtoken::Validation;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{from_unix_seconds, unix_seconds};
 use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, TokenError};
 use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
@@ -51,6 +52,18 @@ use crate::{Claims, Clock, JwtAuthLayer, Keys, LogoutAllService, LogoutService, 
 
 /// The most leeway the builder accepts for clock skew on `exp` and `nbf`.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The session limit when none is chosen: 100 live sessions per user, a login beyond them
+/// ending the oldest. It bounds what one call reads of a user; see
+/// [`SessionsBuilder::session_limit`].
+pub const DEFAULT_SESSION_LIMIT: SessionLimit = SessionLimit {
+    max: 100,
+    when_full: WhenFull::EndOldest,
+};
+
+/// The most sessions [`Sessions::list`] returns when the limit is lifted
+/// ([`SessionsBuilder::no_session_limit`]).
+pub const MAX_LISTED_WITHOUT_LIMIT: usize = 1_000;
 
 /// The handle a server builds once: keys, validation rules, token lifetime and the store.
 ///
@@ -145,6 +158,14 @@ pub enum IssueError {
     /// The user is at the [`SessionLimit`] and [`WhenFull::RefuseNew`] holds.
     #[error("the user has as many sessions as allowed")]
     TooManySessions,
+    /// The login was authenticated before the user's sessions were revoked
+    /// ([`Sessions::revoke_issued_before`], after a password change say): the password it
+    /// checked may be the old one, so no session was created.
+    #[error("the user's sessions were revoked after this login was authenticated")]
+    AuthenticatedBeforeRevocation,
+    /// [`Login::authenticated_at`] is in the future, or further back than a session lives.
+    #[error("the authentication time is in the future or older than a session lives")]
+    InvalidAuthenticationTime,
     /// The refresh token is not (or no longer) acceptable.
     #[error("refresh refused: {0}")]
     Refused(#[from] TokenError),
@@ -187,7 +208,8 @@ impl<St: SessionStore> Sessions<St> {
     /// Starts the configuration: tokens signed and checked with `keys`, sessions kept in
     /// `store`. Defaults: 15-minute access tokens; sessions that end after 7 days without a
     /// refresh and after 30 days in any case; strict refresh-token reuse detection; last use
-    /// recorded at most once a minute; no session limit; 30 s leeway; 8 KiB token limit; no
+    /// recorded at most once a minute; at most 100 sessions per user, a login beyond them
+    /// ending the oldest ([`DEFAULT_SESSION_LIMIT`]); 30 s leeway; 8 KiB token limit; no
     /// issuer or audience; JSON error bodies; the system clock.
     pub fn builder(keys: Keys, store: St) -> SessionsBuilder<St> {
         SessionsBuilder {
@@ -199,7 +221,7 @@ impl<St: SessionStore> Sessions<St> {
             session_lifetime: Duration::from_secs(30 * 24 * 3600),
             refresh_grace: Duration::ZERO,
             touch_interval: Duration::from_secs(60),
-            session_limit: None,
+            session_limit: Some(DEFAULT_SESSION_LIMIT),
             leeway: Duration::from_secs(30),
             issuer: None,
             audience: None,
@@ -251,8 +273,21 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
     }
 
     /// At most `max` live sessions per user; a login beyond that does what `when_full` says.
+    /// The default is [`DEFAULT_SESSION_LIMIT`] (100, ending the oldest).
+    ///
+    /// The limit also bounds the work of one call: a login, a logout of all sessions, a
+    /// revocation by time and a listing each read at most the user's `max` sessions.
     pub fn session_limit(mut self, max: u32, when_full: WhenFull) -> Self {
         self.session_limit = Some(SessionLimit { max, when_full });
+        self
+    }
+
+    /// No cap on a user's live sessions. Then one account can hold any number of them, and
+    /// a login or a revocation by time costs time in proportion (on Redis, a script that
+    /// blocks the server meanwhile); listings stop at [`MAX_LISTED_WITHOUT_LIMIT`]. Choose
+    /// it only when something else bounds the logins of one user.
+    pub fn no_session_limit(mut self) -> Self {
+        self.session_limit = None;
         self
     }
 
@@ -479,6 +514,7 @@ pub struct Login<C = ()> {
     sub: String,
     user_agent: Option<String>,
     address: Option<IpAddr>,
+    authenticated_at: Option<SystemTime>,
     custom: C,
 }
 
@@ -492,6 +528,7 @@ impl Login {
             sub: sub.into(),
             user_agent: None,
             address: None,
+            authenticated_at: None,
             custom: (),
         }
     }
@@ -518,12 +555,22 @@ impl<C> Login<C> {
         self
     }
 
+    /// When the user proved who they are (the moment the password checked out); the
+    /// default is the moment of [`Sessions::issue`]. Take it before a slow check finishes:
+    /// a [`revoke_issued_before`](Sessions::revoke_issued_before) (a password change) made
+    /// after it refuses this login, even if the login reaches the store later.
+    pub fn authenticated_at(mut self, time: SystemTime) -> Self {
+        self.authenticated_at = Some(time);
+        self
+    }
+
     /// Your own claims for the token.
     pub fn claims<C2>(self, custom: C2) -> Login<C2> {
         Login {
             sub: self.sub,
             user_agent: self.user_agent,
             address: self.address,
+            authenticated_at: self.authenticated_at,
             custom,
         }
     }
@@ -611,7 +658,17 @@ impl<St: SessionStore, C> Sessions<St, C> {
         if login.sub.is_empty() || login.sub.len() > 1024 {
             return Err(IssueError::InvalidSubject);
         }
-        let now = shared.clock.now();
+        let created_at = shared.clock.time();
+        let now = unix_seconds(created_at);
+        let authenticated_at = login.authenticated_at.unwrap_or(created_at);
+        // A login authenticated longer ago than a session lives could pass a "not before"
+        // mark that has been forgotten.
+        let oldest = created_at
+            .checked_sub(Duration::from_secs(shared.session_lifetime))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        if authenticated_at > created_at || authenticated_at < oldest {
+            return Err(IssueError::InvalidAuthenticationTime);
+        }
         let session_end = now.saturating_add(shared.session_lifetime);
         let refresh = RefreshClaims {
             sub: login.sub,
@@ -625,6 +682,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
         };
         let issued = self.sign_pair(refresh, now)?;
         let session = Session {
+            authenticated_at,
             user_agent: login.user_agent,
             address: login.address,
             refresh: RefreshState {
@@ -635,8 +693,8 @@ impl<St: SessionStore, C> Sessions<St, C> {
             ..Session::new(
                 issued.session_id,
                 issued.sub.clone(),
-                now,
-                now + issued.refresh_expires_in,
+                created_at,
+                from_unix_seconds(now + issued.refresh_expires_in),
             )
         };
         match shared.store.create(&session, shared.session_limit).await? {
@@ -645,6 +703,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
                 Ok(issued)
             }
             Created::LimitReached => Err(IssueError::TooManySessions),
+            Created::Barred => Err(IssueError::AuthenticatedBeforeRevocation),
         }
     }
 
@@ -663,11 +722,20 @@ impl<St: SessionStore, C> Sessions<St, C> {
     {
         let shared = &*self.shared;
         let now = shared.clock.now();
+        // Length before anything is parsed, as on the request path.
+        if refresh_token.len() > shared.extractor.max_len {
+            return Err(TokenError::TooLong.into());
+        }
         // The type first, so that an access token presented here is named as such.
         let header = jsonwebtoken::decode_header(refresh_token).map_err(TokenError::from)?;
         check_type(&header, REFRESH_TOKEN_TYPE)?;
         let presented: RefreshClaims<C> =
             self.decode(refresh_token.as_bytes(), Kind::Refresh, now)?;
+        // Accepted within the leeway after its `exp`, the token may name a session whose
+        // absolute end has come: no token outlives its session.
+        if now >= presented.sxp {
+            return Err(TokenError::Expired.into());
+        }
         let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
         // Only this crate signs refresh tokens, and no session rotates 2^64 times.
         let next_generation = generation
@@ -706,6 +774,9 @@ impl<St: SessionStore, C> Sessions<St, C> {
         C: Serialize,
     {
         let shared = &*self.shared;
+        if refresh.exp <= now {
+            return Err(TokenError::Expired.into());
+        }
         let keys = &shared.verifiers[0].keys;
         let encoding = keys.encoding().ok_or(IssueError::CannotSign)?;
         let random_id = || crate::claims::random_token_id().map_err(|_| IssueError::Random);
@@ -743,13 +814,69 @@ impl<St: SessionStore, C> Sessions<St, C> {
         })
     }
 
-    /// Checks a token's signature, header and claims (not its session): the synchronous part
-    /// of authentication.
-    pub fn verify(&self, token: &str) -> Result<Claims<C>, TokenError>
+    /// Checks a token's signature, header and claims, **but not its session**: a token of a
+    /// logged-out session passes. Use [`authenticate_token`](Self::authenticate_token) to
+    /// accept a token, and this only where the allowlist is checked apart (then with
+    /// [`is_live`](Self::is_live)).
+    pub fn verify_without_session_check(&self, token: &str) -> Result<Claims<C>, TokenError>
     where
         C: DeserializeOwned,
     {
         self.verify_at(token.as_bytes(), self.now())
+    }
+
+    /// Checks a token's signature, header and claims, but not its session.
+    #[deprecated(
+        since = "0.2.0",
+        note = "it accepts tokens of logged-out sessions: use `authenticate_token`, or \
+                `verify_without_session_check` with `is_live`"
+    )]
+    pub fn verify(&self, token: &str) -> Result<Claims<C>, TokenError>
+    where
+        C: DeserializeOwned,
+    {
+        self.verify_without_session_check(token)
+    }
+
+    /// Accepts a token as the middleware does: verification, then the allowlist check. For
+    /// tokens that do not come in an `Authorization` header (the first message of a
+    /// WebSocket, say).
+    pub async fn authenticate_token(&self, token: &str) -> Result<Claims<C>, AuthError>
+    where
+        C: DeserializeOwned,
+    {
+        let now = self.now();
+        let claims = self.verify_at(token.as_bytes(), now)?;
+        self.require_live(claims, now).await
+    }
+
+    /// Whether the session of `claims` is still live: for long-lived connections (a
+    /// WebSocket, a server-sent event stream), checked per message or periodically, so that
+    /// a logout ends them too. A store failure is an error, never a `true`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_jwt_auth::{Keys, Login, Sessions, store::MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sessions = Sessions::builder(Keys::hs256([7; 32])?, MemoryStore::new()).build()?;
+    /// let issued = sessions.issue(Login::new("alice")).await?;
+    /// // The connection opens with a token...
+    /// let claims = sessions.authenticate_token(&issued.access_token).await?;
+    /// // ...and each message (or every few seconds) asks again.
+    /// assert!(sessions.is_live(&claims).await?);
+    /// sessions.revoke(&claims.sub, &claims.sid).await?;
+    /// assert!(!sessions.is_live(&claims).await?, "logged out: close the connection");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn is_live(&self, claims: &Claims<C>) -> Result<bool, StoreError> {
+        let now = self.now();
+        if now >= claims.exp.saturating_add(self.shared.leeway) {
+            return Ok(false);
+        }
+        self.is_active(claims, now).await
     }
 
     fn verify_at(&self, token: &[u8], now: u64) -> Result<Claims<C>, TokenError>
@@ -818,6 +945,10 @@ impl<St: SessionStore, C> Sessions<St, C> {
     {
         let now = self.now();
         let claims = self.verify_headers(headers, now)?;
+        self.require_live(claims, now).await
+    }
+
+    async fn require_live(&self, claims: Claims<C>, now: u64) -> Result<Claims<C>, AuthError> {
         if self.is_active(&claims, now).await? {
             Ok(claims)
         } else {
@@ -841,17 +972,41 @@ impl<St: SessionStore, C> Sessions<St, C> {
         Ok(revoked)
     }
 
-    /// Ends every session of `sub` created before `time` (seconds since the Unix epoch):
-    /// after a password change, every token already out in the wild stops working.
-    pub async fn revoke_issued_before(&self, sub: &str, time: u64) -> Result<u64, StoreError> {
-        let revoked = self.shared.store.revoke_created_before(sub, time).await?;
-        tracing::debug!(sub, time, revoked, "sessions issued before a time revoked");
+    /// Ends every session of `sub` authenticated before `time`, and refuses from then on
+    /// any login authenticated before it ([`IssueError::AuthenticatedBeforeRevocation`]),
+    /// even one whose password check ran before this call and whose session is stored after
+    /// it. After a password change, `revoke_issued_before(sub, SystemTime::now())`: every
+    /// token already out in the wild stops working, and no login with the old password
+    /// still in flight gets through. Returns how many sessions ended.
+    pub async fn revoke_issued_before(
+        &self,
+        sub: &str,
+        time: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let shared = &*self.shared;
+        // Logins authenticated longer ago than a session lives are refused anyway.
+        let keep_until = shared
+            .clock
+            .time()
+            .max(time)
+            .checked_add(Duration::from_secs(shared.session_lifetime))
+            .unwrap_or(time);
+        let revoked = shared
+            .store
+            .revoke_authenticated_before(sub, time, keep_until)
+            .await?;
+        tracing::debug!(sub, revoked, "sessions issued before a time revoked");
         Ok(revoked)
     }
 
-    /// The live sessions of `sub`, oldest first.
+    /// The live sessions of `sub`, first created first: at most the session limit's `max`
+    /// newest (or [`MAX_LISTED_WITHOUT_LIMIT`] without a limit).
     pub async fn list(&self, sub: &str) -> Result<Vec<Session>, StoreError> {
-        self.shared.store.list(sub, self.shared.clock.now()).await
+        let shared = &*self.shared;
+        let max = shared
+            .session_limit
+            .map_or(MAX_LISTED_WITHOUT_LIMIT, |limit| limit.max as usize);
+        shared.store.list(sub, shared.clock.now(), max).await
     }
 
     /// The middleware that lets only requests with a live session through.

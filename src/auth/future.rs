@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::AuthBody;
 use crate::error::{AuthError, TokenError};
 use crate::store::SessionStore;
-use crate::{Claims, Sessions, UserResolver};
+use crate::{Claims, ResolvedUser, Sessions, UserResolver};
 
 pin_project! {
     /// The response future of [`JwtAuth`](super::JwtAuth): the allowlist check, the user
@@ -129,7 +129,7 @@ where
                             extensions.insert(claims);
                             // `()` looks nothing up: no user to insert (the check folds away).
                             if TypeId::of::<R::User>() != TypeId::of::<()>() {
-                                extensions.insert(user);
+                                extensions.insert(ResolvedUser::new(user));
                             }
                             State::Inner {
                                 fut: inner.call(request),

@@ -187,7 +187,12 @@ mod tests {
         ) -> Result<Rotated, StoreError> {
             Err(StoreError::Timeout)
         }
-        async fn revoke_created_before(&self, _: &str, _: u64) -> Result<u64, StoreError> {
+        async fn revoke_authenticated_before(
+            &self,
+            _: &str,
+            _: std::time::SystemTime,
+            _: std::time::SystemTime,
+        ) -> Result<u64, StoreError> {
             Err(StoreError::Timeout)
         }
         async fn revoke(&self, _: &str, _: &SessionId) -> Result<bool, StoreError> {
@@ -196,7 +201,7 @@ mod tests {
         async fn revoke_all(&self, _: &str) -> Result<u64, StoreError> {
             Err(StoreError::Timeout)
         }
-        async fn list(&self, _: &str, _: u64) -> Result<Vec<Session>, StoreError> {
+        async fn list(&self, _: &str, _: u64, _: usize) -> Result<Vec<Session>, StoreError> {
             Err(StoreError::Timeout)
         }
     }
@@ -267,7 +272,11 @@ mod tests {
         let service = ServiceBuilder::new()
             .layer(sessions.layer().resolve_user(resolver))
             .service_fn(|request: Request<Full<Bytes>>| async move {
-                let user = request.extensions().get::<User>().unwrap();
+                let user = request
+                    .extensions()
+                    .get::<crate::ResolvedUser<User>>()
+                    .unwrap();
+                let user = user.get();
                 Ok::<_, Infallible>(Response::new(Full::from(user.0)))
             });
 

@@ -1,29 +1,31 @@
 //! The in-memory allowlist, on `dashmap`.
 
 use std::future::{Ready, ready};
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
-
-use dashmap::DashMap;
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::constant_time;
+use dashmap::DashMap;
 
 use super::{
     Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
 };
+use crate::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
 use crate::{Clock, SessionId};
 
 /// The in-memory session store: one process, no set-up.
 ///
 /// Sessions sit in a map keyed by session id, so the check on every request is one hash
-/// lookup under a shard read lock (no global lock). Beside it, an index from user to session
-/// ids: every write of a user (login, logout, logout-all, sweeping) holds that user's index
-/// entry first, so a logout-all and a concurrent login serialise and never leave a session
-/// that the index does not reach.
+/// lookup under a shard read lock (no global lock). Beside it, an index from user to their
+/// session ids in the order they were created, and the user's "not before" mark: every write
+/// of a user (login, logout, logout-all, sweeping) holds that user's index entry first, so a
+/// logout-all and a concurrent login serialise and never leave a session that the index does
+/// not reach. A call reads at most the user's sessions, and the oldest is the first in the
+/// index.
 ///
 /// Expired sessions are dropped whenever their user is written to, and by a background
 /// sweep (every minute by default) that starts with the first session created inside a
@@ -35,11 +37,18 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
+/// What the request path hashes: session ids, and users compared by hash. `foldhash` is
+/// seeded per map and a fraction of SipHash's cost (several hundred instructions per request
+/// here). Neither input can be chosen by a client: session ids come from the operating
+/// system's random number generator, and only ids and users of tokens whose signature
+/// verified reach a lookup. The map of users, whose names users do choose, keeps SipHash.
+type FastHash = foldhash::fast::RandomState;
+
 #[derive(Debug)]
 struct Inner {
     sessions: DashMap<SessionId, Record, FastHash>,
     // Lock order: a `users` entry, then `sessions`; never the other way round.
-    users: DashMap<Arc<str>, Vec<SessionId>>,
+    users: DashMap<Arc<str>, User>,
     sub_hasher: FastHash,
     clock: Clock,
     sweep_every: Duration,
@@ -49,9 +58,9 @@ struct Inner {
 impl Default for Inner {
     fn default() -> Self {
         Self {
-            sessions: DashMap::with_hasher(FastHash::new()),
+            sessions: DashMap::with_hasher(FastHash::default()),
             users: DashMap::new(),
-            sub_hasher: FastHash::new(),
+            sub_hasher: FastHash::default(),
             clock: Clock::system(),
             sweep_every: Duration::from_secs(60),
             sweeper_started: AtomicBool::new(false),
@@ -59,52 +68,26 @@ impl Default for Inner {
     }
 }
 
-/// A quick keyed multiply-rotate hash (in the manner of FxHash) for what the request path
-/// hashes: session ids, and users compared by hash.
-///
-/// SipHash, the standard map's, resists inputs chosen to collide, and costs several hundred
-/// instructions per request here. Neither input can be chosen: session ids come from the
-/// operating system's random number generator, and only ids and users of tokens whose
-/// signature verified reach a lookup. The map of users, whose names users do choose, keeps
-/// SipHash.
-#[derive(Clone, Debug)]
-struct FastHash {
-    seed: u64,
+/// One user's index entry.
+#[derive(Debug, Default)]
+struct User {
+    /// The user's session ids, first created first.
+    ids: Vec<SessionId>,
+    not_before: Option<Mark>,
 }
 
-impl FastHash {
-    fn new() -> Self {
-        Self {
-            // A per-store seed, from the standard library's random keys.
-            seed: RandomState::new().hash_one(0u8),
-        }
-    }
+/// A user's "not before" mark: no session authenticated before `before` (Unix
+/// microseconds) is created; kept until `keep_until` (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    before: u64,
+    keep_until: u64,
 }
 
-impl BuildHasher for FastHash {
-    type Hasher = FastHasher;
-
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.seed)
-    }
-}
-
-#[derive(Debug)]
-struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9E37_79B9_7F4A_7C15;
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        // The map takes its bucket from the low bits and its tag from the top ones.
-        self.0 ^ (self.0 >> 29)
+impl User {
+    /// Whether the entry holds nothing worth keeping at `now`.
+    fn is_spent(&self, now: u64) -> bool {
+        self.ids.is_empty() && self.not_before.is_none_or(|mark| mark.keep_until <= now)
     }
 }
 
@@ -125,7 +108,9 @@ struct Record {
 #[derive(Debug)]
 struct Details {
     sub: Arc<str>,
+    /// Unix microseconds, as `authenticated_at`.
     created_at: u64,
+    authenticated_at: u64,
     user_agent: Option<Box<str>>,
     address: Option<IpAddr>,
     refresh: RefreshState,
@@ -137,13 +122,24 @@ impl Record {
         Session {
             id,
             sub: details.sub.as_ref().to_owned(),
-            created_at: details.created_at,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at.load(Ordering::Relaxed),
+            created_at: from_unix_micros(details.created_at),
+            authenticated_at: from_unix_micros(details.authenticated_at),
+            expires_at: from_unix_seconds(self.expires_at),
+            last_used_at: from_unix_seconds(self.last_used_at.load(Ordering::Relaxed)),
             user_agent: details.user_agent.as_deref().map(str::to_owned),
             address: details.address,
             refresh: details.refresh,
         }
+    }
+
+    /// Whether it records `session` as it was created (a retried create).
+    fn is_creation_of(&self, session: &Session) -> bool {
+        let details = &*self.details;
+        *details.sub == *session.sub
+            && details.created_at == unix_micros(session.created_at)
+            && details.authenticated_at == unix_micros(session.authenticated_at)
+            && details.refresh.generation == session.refresh.generation
+            && details.refresh.digest == session.refresh.digest
     }
 }
 
@@ -165,14 +161,15 @@ impl MemoryStore {
         }
     }
 
-    /// Drops every session expired at `now`; returns how many were dropped.
+    /// Drops every session expired at `now` (Unix seconds), and the "not before" marks kept
+    /// long enough; returns how many sessions were dropped.
     pub fn sweep(&self, now: u64) -> usize {
         let mut dropped = 0;
-        self.inner.users.retain(|_, ids| {
-            let before = ids.len();
-            self.inner.drop_expired(ids, now);
-            dropped += before - ids.len();
-            !ids.is_empty()
+        self.inner.users.retain(|_, user| {
+            let before = user.ids.len();
+            self.inner.drop_expired(&mut user.ids, now);
+            dropped += before - user.ids.len();
+            !user.is_spent(now)
         });
         dropped
     }
@@ -210,7 +207,8 @@ impl Inner {
     }
 
     /// Drops the sessions among `ids` (held locked by the caller) that `condition` picks, and
-    /// any the index holds without a record; returns how many were dropped.
+    /// any the index holds without a record; returns how many were dropped. The others keep
+    /// their order.
     fn drop_where(&self, ids: &mut Vec<SessionId>, condition: impl Fn(&Record) -> bool) -> u64 {
         let before = ids.len();
         ids.retain(|id| {
@@ -226,29 +224,13 @@ impl Inner {
         (before - ids.len()) as u64
     }
 
-    /// Ends the oldest of `ids` (held locked by the caller).
-    fn end_oldest(&self, ids: &mut Vec<SessionId>) {
-        let oldest = ids
-            .iter()
-            .enumerate()
-            .filter_map(|(index, id)| {
-                let record = self.sessions.get(id)?;
-                Some(((record.details.created_at, *id), index))
-            })
-            .min()
-            .map(|(_, index)| index);
-        if let Some(index) = oldest {
-            let id = ids.swap_remove(index);
-            self.sessions.remove(&id);
-        }
-    }
-
-    /// Forgets user `sub` if `ids` (just released) left it with no session; under the
-    /// lock again, as a login may have come in between.
-    fn forget_if_empty(&self, sub: &str, empty: bool) {
-        if empty {
-            self.users.remove_if(sub, |_, ids| ids.is_empty());
-        }
+    /// Forgets user `sub` if its entry (just released) holds nothing worth keeping; under
+    /// the lock again, as a login may have come in between.
+    /// Marks stay until the sweep, which knows the time.
+    fn forget_if_spent(&self, sub: &str) {
+        self.users.remove_if(sub, |_, user| {
+            user.ids.is_empty() && user.not_before.is_none()
+        });
     }
 }
 
@@ -275,31 +257,48 @@ impl SessionStore for MemoryStore {
         self.start_sweeper();
         let inner = &*self.inner;
         let sub: Arc<str> = session.sub.as_str().into();
-        let mut ids = inner.users.entry(Arc::clone(&sub)).or_default();
-        inner.drop_expired(&mut ids, session.created_at);
-        if inner.sessions.contains_key(&session.id) {
-            return Err(StoreError::Conflict);
+        let now = unix_seconds(session.created_at);
+        let mut user = inner.users.entry(Arc::clone(&sub)).or_default();
+        inner.drop_expired(&mut user.ids, now);
+        if let Some(existing) = inner.sessions.get(&session.id) {
+            return if existing.is_creation_of(session) && user.ids.contains(&session.id) {
+                Ok(Created::Live { ended: 0 })
+            } else {
+                Err(StoreError::Conflict)
+            };
+        }
+        if let Some(mark) = user.not_before
+            && mark.keep_until > now
+            && unix_micros(session.authenticated_at) < mark.before
+        {
+            return Ok(Created::Barred);
         }
         let mut ended = 0;
         if let Some(limit) = limit {
-            while ids.len() >= limit.max.max(1) as usize {
-                match limit.when_full {
-                    WhenFull::RefuseNew => return Ok(Created::LimitReached),
-                    WhenFull::EndOldest => inner.end_oldest(&mut ids),
+            let max = limit.max.max(1) as usize;
+            if user.ids.len() >= max {
+                if limit.when_full == WhenFull::RefuseNew {
+                    return Ok(Created::LimitReached);
                 }
-                ended += 1;
+                // The index is in creation order: the oldest are at its front.
+                let over = user.ids.len() + 1 - max;
+                for id in user.ids.drain(..over) {
+                    inner.sessions.remove(&id);
+                }
+                ended = over as u32;
             }
         }
         match inner.sessions.entry(session.id) {
             dashmap::Entry::Occupied(_) => return Err(StoreError::Conflict),
             dashmap::Entry::Vacant(vacant) => {
                 vacant.insert(Record {
-                    expires_at: session.expires_at,
+                    expires_at: unix_seconds(session.expires_at),
                     sub_hash: inner.sub_hasher.hash_one(&*sub),
-                    last_used_at: AtomicU64::new(session.last_used_at),
+                    last_used_at: AtomicU64::new(unix_seconds(session.last_used_at)),
                     details: Box::new(Details {
                         sub,
-                        created_at: session.created_at,
+                        created_at: unix_micros(session.created_at),
+                        authenticated_at: unix_micros(session.authenticated_at),
                         user_agent: session.user_agent.as_deref().map(Box::from),
                         address: session.address,
                         refresh: session.refresh,
@@ -307,7 +306,7 @@ impl SessionStore for MemoryStore {
                 });
             }
         }
-        ids.push(session.id);
+        user.ids.push(session.id);
         Ok(Created::Live { ended })
     }
 
@@ -339,10 +338,10 @@ impl SessionStore for MemoryStore {
     ) -> Result<Rotated, StoreError> {
         let inner = &*self.inner;
         // Under the user's lock, as ending a reused session changes the index.
-        let Some(mut ids) = inner.users.get_mut(sub) else {
+        let Some(mut user) = inner.users.get_mut(sub) else {
             return Ok(Rotated::Unknown);
         };
-        if !ids.contains(sid) {
+        if !user.ids.contains(sid) {
             return Ok(Rotated::Unknown);
         }
         let outcome = match inner.sessions.get_mut(sid) {
@@ -351,10 +350,11 @@ impl SessionStore for MemoryStore {
             Some(mut record) => {
                 let record = &mut *record;
                 let state = &mut record.details.refresh;
-                let current = rotation.generation == state.generation
-                    && constant_time::verify_slices_are_equal(&rotation.digest, &state.digest)
-                        .is_ok();
-                if current {
+                let is = |generation: u64, digest: &[u8; 32]| {
+                    state.generation == generation
+                        && constant_time::verify_slices_are_equal(digest, &state.digest).is_ok()
+                };
+                if is(rotation.generation, &rotation.digest) {
                     *state = RefreshState {
                         generation: state.generation.saturating_add(1),
                         digest: rotation.next_digest,
@@ -364,6 +364,13 @@ impl SessionStore for MemoryStore {
                     record
                         .last_used_at
                         .fetch_max(rotation.now, Ordering::Relaxed);
+                    Rotated::Rotated
+                } else if rotation
+                    .generation
+                    .checked_add(1)
+                    .is_some_and(|next| is(next, &rotation.next_digest))
+                {
+                    // This very rotation took effect already: a retry.
                     Rotated::Rotated
                 } else if rotation.generation.checked_add(1) == Some(state.generation)
                     && rotation.now < state.rotated_at.saturating_add(rotation.grace)
@@ -376,67 +383,80 @@ impl SessionStore for MemoryStore {
         };
         if outcome == Rotated::Reused {
             inner.sessions.remove(sid);
-            ids.retain(|id| id != sid);
-            let empty = ids.is_empty();
-            drop(ids);
-            inner.forget_if_empty(sub, empty);
+            user.ids.retain(|id| id != sid);
+            drop(user);
+            inner.forget_if_spent(sub);
         }
         Ok(outcome)
     }
 
     async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
         let inner = &*self.inner;
-        let Some(mut ids) = inner.users.get_mut(sub) else {
+        let Some(mut user) = inner.users.get_mut(sub) else {
             return Ok(false);
         };
-        let Some(index) = ids.iter().position(|id| id == sid) else {
+        let Some(index) = user.ids.iter().position(|id| id == sid) else {
             return Ok(false);
         };
-        ids.swap_remove(index);
+        user.ids.remove(index);
         inner.sessions.remove(sid);
-        let empty = ids.is_empty();
-        drop(ids);
-        inner.forget_if_empty(sub, empty);
+        drop(user);
+        inner.forget_if_spent(sub);
         Ok(true)
     }
 
     async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
         let inner = &*self.inner;
-        // `remove_if` runs its closure under the user's lock: no login slips in between.
-        let removed = inner.users.remove_if(sub, |_, ids| {
-            for id in ids {
-                inner.sessions.remove(id);
-            }
-            true
-        });
-        Ok(removed.map_or(0, |(_, ids)| ids.len() as u64))
-    }
-
-    async fn revoke_created_before(&self, sub: &str, before: u64) -> Result<u64, StoreError> {
-        let inner = &*self.inner;
-        let Some(mut ids) = inner.users.get_mut(sub) else {
+        // Under the user's lock: no login slips in between.
+        let Some(mut user) = inner.users.get_mut(sub) else {
             return Ok(0);
         };
-        let ended = inner.drop_where(&mut ids, |record| record.details.created_at < before);
-        let empty = ids.is_empty();
-        drop(ids);
-        inner.forget_if_empty(sub, empty);
+        let ids = std::mem::take(&mut user.ids);
+        for id in &ids {
+            inner.sessions.remove(id);
+        }
+        drop(user);
+        inner.forget_if_spent(sub);
+        Ok(ids.len() as u64)
+    }
+
+    async fn revoke_authenticated_before(
+        &self,
+        sub: &str,
+        before: SystemTime,
+        keep_until: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let inner = &*self.inner;
+        let before = unix_micros(before);
+        let keep_until = unix_seconds(keep_until);
+        let mut user = inner.users.entry(Arc::from(sub)).or_default();
+        let mark = user.not_before.get_or_insert(Mark { before, keep_until });
+        mark.before = mark.before.max(before);
+        mark.keep_until = mark.keep_until.max(keep_until);
+        let ended = inner.drop_where(&mut user.ids, |record| {
+            record.details.authenticated_at < before
+        });
+        drop(user);
+        inner.forget_if_spent(sub);
         Ok(ended)
     }
 
-    async fn list(&self, sub: &str, now: u64) -> Result<Vec<Session>, StoreError> {
+    async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
         let inner = &*self.inner;
-        let mut sessions: Vec<Session> = match inner.users.get(sub) {
-            Some(ids) => ids
-                .iter()
-                .filter_map(|id| {
-                    let record = inner.sessions.get(id)?;
-                    (now < record.expires_at).then(|| record.to_session(*id))
-                })
-                .collect(),
-            None => Vec::new(),
+        let Some(user) = inner.users.get(sub) else {
+            return Ok(Vec::new());
         };
-        sessions.sort_by_key(|session| (session.created_at, session.id));
+        let mut sessions: Vec<Session> = user
+            .ids
+            .iter()
+            .rev()
+            .filter_map(|id| {
+                let record = inner.sessions.get(id)?;
+                (now < record.expires_at).then(|| record.to_session(*id))
+            })
+            .take(max)
+            .collect();
+        sessions.reverse();
         Ok(sessions)
     }
 }
@@ -450,11 +470,15 @@ mod tests {
         SessionId::from_bytes([n; 16])
     }
 
+    fn t(unix_seconds: u64) -> SystemTime {
+        from_unix_seconds(unix_seconds)
+    }
+
     #[tokio::test]
     async fn revoking_the_last_session_removes_the_user() {
         let store = MemoryStore::new();
         store
-            .create(&Session::new(id(1), "alice", 0, 10), None)
+            .create(&Session::new(id(1), "alice", t(0), t(10)), None)
             .await
             .unwrap();
         assert!(store.revoke("alice", &id(1)).await.unwrap());
@@ -466,11 +490,11 @@ mod tests {
     async fn writes_drop_the_users_expired_sessions() {
         let store = MemoryStore::new();
         store
-            .create(&Session::new(id(1), "alice", 0, 10), None)
+            .create(&Session::new(id(1), "alice", t(0), t(10)), None)
             .await
             .unwrap();
         store
-            .create(&Session::new(id(2), "alice", 20, 30), None)
+            .create(&Session::new(id(2), "alice", t(20), t(30)), None)
             .await
             .unwrap();
         assert_eq!(store.len(), 1);
@@ -482,7 +506,7 @@ mod tests {
         for n in 0..10 {
             let user = format!("user{n}");
             store
-                .create(&Session::new(id(n), user, 0, 10 + u64::from(n)), None)
+                .create(&Session::new(id(n), user, t(0), t(10 + u64::from(n))), None)
                 .await
                 .unwrap();
         }
@@ -498,7 +522,7 @@ mod tests {
         let clock = ManualClock::new(0);
         let store = MemoryStore::with_sweep(Duration::from_secs(60), clock.clone());
         store
-            .create(&Session::new(id(1), "alice", 0, 30), None)
+            .create(&Session::new(id(1), "alice", t(0), t(30)), None)
             .await
             .unwrap();
         clock.set(31);
@@ -515,27 +539,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn list_is_oldest_first_and_hides_expired() {
+    async fn list_is_first_created_first_and_hides_expired() {
         let store = MemoryStore::new();
         store
-            .create(&Session::new(id(2), "alice", 5, 100), None)
+            .create(&Session::new(id(2), "alice", t(5), t(100)), None)
             .await
             .unwrap();
         store
-            .create(&Session::new(id(1), "alice", 1, 100), None)
+            .create(&Session::new(id(1), "alice", t(1), t(100)), None)
             .await
             .unwrap();
         store
-            .create(&Session::new(id(3), "alice", 6, 7), None)
+            .create(&Session::new(id(3), "alice", t(6), t(7)), None)
             .await
             .unwrap();
         let ids: Vec<_> = store
-            .list("alice", 8)
+            .list("alice", 8, usize::MAX)
             .await
             .unwrap()
             .iter()
             .map(|s| s.id)
             .collect();
-        assert_eq!(ids, [id(1), id(2)]);
+        // Created in that order, whatever their clocks said.
+        assert_eq!(ids, [id(2), id(1)]);
     }
 }

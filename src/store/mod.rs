@@ -5,19 +5,29 @@
 //! Redis store (feature `redis`) shares one allowlist between many instances.
 //!
 //! What every store guarantees:
-//! - `create` refuses an id the user has already ([`StoreError::Conflict`]), never
-//!   overwrites (the memory store refuses an id any user has);
+//! - `create` refuses an id the user has already for another session
+//!   ([`StoreError::Conflict`]) and never overwrites; the same session created twice (a
+//!   retry after a lost answer) answers [`Created::Live`] again;
+//! - `create` refuses a session authenticated before the user's "not before" mark
+//!   ([`Created::Barred`]), in the same step as it adds it, so that
+//!   [`revoke_authenticated_before`](SessionStore::revoke_authenticated_before) is a barrier
+//!   no login in flight slips through;
 //! - `is_active` honours expiry even before the entry is physically removed, and records use
 //!   at most once per touch interval;
 //! - `rotate` is atomic: one refresh token rotates once, and a retired one ends its session;
-//! - with a [`SessionLimit`], counting a user's sessions and adding one are one step;
+//!   the same rotation made twice (a retry) answers [`Rotated::Rotated`] again;
+//! - with a [`SessionLimit`], counting a user's sessions and adding one are one step, and
+//!   the oldest session is the first created, whatever the clock's resolution;
 //! - `revoke` and `revoke_all` are idempotent;
 //! - a `revoke_all` racing a `create` of the same user never leaves a live session that a
 //!   later `revoke_all` cannot reach;
 //! - expired sessions are removed, so memory is bounded by the live sessions;
-//! - no token is ever stored: only session ids and their metadata.
+//! - no call reads more of one user's sessions than it must: `list` returns at most the
+//!   `max` it is given, and with a session limit every call is bounded by it;
+//! - no token is ever stored: only session ids, digests and their metadata.
 //!
 //! ```
+//! use tower_jwt_auth::clock::from_unix_seconds;
 //! use tower_jwt_auth::store::{MemoryStore, Session, SessionStore};
 //! use tower_jwt_auth::SessionId;
 //!
@@ -25,7 +35,8 @@
 //! # async fn main() -> Result<(), tower_jwt_auth::store::StoreError> {
 //! let store = MemoryStore::new();
 //! let id = SessionId::from_bytes([1; 16]);
-//! store.create(&Session::new(id, "alice", 1_000, 2_000), None).await?;
+//! let session = Session::new(id, "alice", from_unix_seconds(1_000), from_unix_seconds(2_000));
+//! store.create(&session, None).await?;
 //! assert!(store.is_active("alice", &id, 1_500, u64::MAX).await?);
 //! assert!(!store.is_active("alice", &id, 2_000, u64::MAX).await?); // expired
 //! assert_eq!(store.revoke_all("alice").await?, 1);
@@ -35,8 +46,10 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use crate::SessionId;
+use crate::clock::unix_seconds;
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -51,6 +64,9 @@ pub use memory::MemoryStore;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// One login: a live entry of the allowlist, and what a user sees in a list of their devices.
+///
+/// Stores keep creation and authentication times to the microsecond, and the others (which
+/// tokens carry as whole seconds) to the second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Session {
@@ -58,12 +74,16 @@ pub struct Session {
     pub id: SessionId,
     /// The user (the `sub` claim).
     pub sub: String,
-    /// When it was created (seconds since the Unix epoch).
-    pub created_at: u64,
-    /// When it ends, however it is used (seconds since the Unix epoch).
-    pub expires_at: u64,
-    /// When it was last used (seconds since the Unix epoch).
-    pub last_used_at: u64,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When the user proved who they are for it (the password check): its creation time
+    /// unless the login said otherwise. A session authenticated before the user's "not
+    /// before" mark is never created.
+    pub authenticated_at: SystemTime,
+    /// When it ends, however it is used.
+    pub expires_at: SystemTime,
+    /// When it was last used (recorded at most once per touch interval).
+    pub last_used_at: SystemTime,
     /// The `User-Agent` it was created from, if known.
     pub user_agent: Option<String>,
     /// The client address it was created from, if known.
@@ -85,13 +105,19 @@ pub struct RefreshState {
 }
 
 impl Session {
-    /// A session of `sub` from `created_at` to `expires_at`, without metadata, at refresh
-    /// generation 0 with an all-zero digest.
-    pub fn new(id: SessionId, sub: impl Into<String>, created_at: u64, expires_at: u64) -> Self {
+    /// A session of `sub` from `created_at` (also its authentication and last use) to
+    /// `expires_at`, without metadata, at refresh generation 0 with an all-zero digest.
+    pub fn new(
+        id: SessionId,
+        sub: impl Into<String>,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
         Self {
             id,
             sub: sub.into(),
             created_at,
+            authenticated_at: created_at,
             expires_at,
             last_used_at: created_at,
             user_agent: None,
@@ -99,13 +125,13 @@ impl Session {
             refresh: RefreshState {
                 generation: 0,
                 digest: [0; 32],
-                rotated_at: created_at,
+                rotated_at: unix_seconds(created_at),
             },
         }
     }
 
     /// Whether it is still live at `now`.
-    pub fn is_live(&self, now: u64) -> bool {
+    pub fn is_live(&self, now: SystemTime) -> bool {
         now < self.expires_at
     }
 }
@@ -157,6 +183,10 @@ pub enum Created {
     },
     /// The user is at the limit and [`WhenFull::RefuseNew`] holds: nothing was stored.
     LimitReached,
+    /// The session was authenticated before the user's "not before" mark (set by
+    /// [`revoke_authenticated_before`](SessionStore::revoke_authenticated_before) while the
+    /// login was in flight): nothing was stored.
+    Barred,
 }
 
 /// A refresh, as the store sees it: the generation and digest of the presented refresh token,
@@ -203,17 +233,21 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The future of [`is_active`](Self::is_active).
     type IsActive: Future<Output = Result<bool, StoreError>> + Send + 'static;
 
-    /// Adds a new session, dropping the user's expired ones; an id the user has already is
-    /// [`StoreError::Conflict`]. With a `limit`, counting and adding are one atomic step.
+    /// Adds a new session, dropping the user's expired ones. An id the user has already for
+    /// another session is [`StoreError::Conflict`]; the very same session again (a retry)
+    /// is [`Created::Live`] with nothing ended. A session authenticated before the user's
+    /// "not before" mark is [`Created::Barred`]. With a `limit`, counting and adding are one
+    /// atomic step, and [`WhenFull::EndOldest`] ends the first created.
     fn create(
         &self,
         session: &Session,
         limit: Option<SessionLimit>,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    /// Whether session `sid` of `sub` exists and is unexpired at `now`. When it is and its
-    /// last recorded use is `touch_interval` seconds or more before `now`, `now` becomes its
-    /// last use: at most one write per session and interval, never one per request.
+    /// Whether session `sid` of `sub` exists and is unexpired at `now` (Unix seconds). When
+    /// it is and its last recorded use is `touch_interval` seconds or more before `now`,
+    /// `now` becomes its last use: at most one write per session and interval, never one
+    /// per request.
     fn is_active(
         &self,
         sub: &str,
@@ -226,7 +260,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// presenting the same token, exactly one is [`Rotated::Rotated`]. On
     /// [`Rotated::Rotated`] the session takes `rotation.next_digest` at the next generation,
     /// `rotation.expires_at` as its end, and `rotation.now` as its last use and rotation
-    /// time. On [`Rotated::Reused`] it is removed.
+    /// time. On [`Rotated::Reused`] it is removed. The same rotation presented again once it
+    /// took effect (its `next_digest` is current at the next generation: a retry after a
+    /// lost answer) is [`Rotated::Rotated`] again and changes nothing.
     fn rotate(
         &self,
         sub: &str,
@@ -244,18 +280,24 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends every session of `sub`; how many there were.
     fn revoke_all(&self, sub: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Ends every session of `sub` created before `before` (after a password change, say);
-    /// how many there were.
-    fn revoke_created_before(
+    /// Ends every session of `sub` authenticated before `before` (after a password change,
+    /// say), and in the same step raises the user's "not before" mark to `before` (it never
+    /// goes down), so that a login authenticated earlier but stored later is
+    /// [`Created::Barred`]. The mark is kept at least until `keep_until`; how many sessions
+    /// ended.
+    fn revoke_authenticated_before(
         &self,
         sub: &str,
-        before: u64,
+        before: SystemTime,
+        keep_until: SystemTime,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The live sessions of `sub` at `now`, oldest first.
+    /// The live sessions of `sub` at `now` (Unix seconds), oldest (first created) first: at
+    /// most the `max` newest of them.
     fn list(
         &self,
         sub: &str,
         now: u64,
+        max: usize,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
 }
