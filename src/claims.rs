@@ -47,9 +47,37 @@ pub struct Claims<C = ()> {
     /// Before this time the token is not valid, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// What the token grants: space-separated scope names (RFC 9068 §2.2.3), when the login
+    /// gave any ([`Login::scope`](crate::Login::scope)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Your own claims, flattened into the token's payload.
     #[serde(flatten)]
     pub custom: C,
+}
+
+impl<C> Claims<C> {
+    /// Whether the token grants `scope` (one of the space-separated names of its `scope`).
+    ///
+    /// ```
+    /// # let json = r#"{"sub":"bob","sid":"AAAAAAAAAAAAAAAAAAAAAA","jti":"x","iat":1,"exp":2,"scope":"profile admin"}"#;
+    /// let claims: tower_jwt_auth::Claims = serde_json::from_str(json)?;
+    /// assert!(claims.has_scope("admin"));
+    /// assert!(!claims.has_scope("adm"));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|granted| granted == scope)
+    }
+
+    /// The scope names the token grants.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// The random 128-bit id of a session, written as 22 characters of unpadded base64url.
@@ -216,6 +244,7 @@ mod tests {
             iat: 1,
             exp: 2,
             nbf: None,
+            scope: None,
             custom: Role {
                 role: "admin".into(),
             },

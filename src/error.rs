@@ -284,15 +284,14 @@ impl ErrorHandler for JsonErrors {
     }
 }
 
-/// A small JSON error response. Codes and descriptions are fixed ASCII without quotes or
-/// backslashes, so no escaping is needed.
+/// A small JSON error response, `{"error", "error_description"}`.
 pub(crate) fn json_response(
     status: StatusCode,
     code: &str,
     description: &str,
 ) -> Response<Full<Bytes>> {
-    let body = format!(r#"{{"error":"{code}","error_description":"{description}"}}"#);
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let body = serde_json::json!({ "error": code, "error_description": description });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,7 +13,8 @@
 //! - [`Sessions`]: the handle built once (keys, validation, lifetime, store); issues
 //!   tokens at login, revokes sessions, and builds everything below.
 //! - [`JwtAuthLayer`] / [`JwtAuth`]: the middleware, for any `Service<http::Request<B>>`.
-//! - [`LogoutService`] / [`LogoutAllService`]: leaf services for the logout routes.
+//! - [`LogoutService`] / [`LogoutAllService`] / [`RefreshService`]: leaf services for the
+//!   logout and refresh routes; [`token_response`] writes login answers.
 //! - [`store`]: the [`SessionStore`](store::SessionStore) trait, the in-memory store, and
 //!   the Redis store (feature `redis`) for several instances.
 //! - [`axum`](mod@crate::axum): extractors for axum handlers (feature `axum`, on by default).
@@ -71,9 +72,11 @@ pub mod error;
 mod extract;
 pub mod keys;
 pub mod logout;
+pub mod refresh;
 pub mod resolve;
 pub mod sessions;
 pub mod store;
+pub mod token_response;
 
 pub use auth::{AuthBody, JwtAuth, JwtAuthLayer};
 pub use claims::{Claims, InvalidSessionId, SessionId};
@@ -82,6 +85,7 @@ pub use error::{AuthError, ErrorHandler, JsonErrors, RequestError, TokenError};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyError, Keys};
 pub use logout::{LogoutAllService, LogoutService};
+pub use refresh::{Grant, RefreshService};
 pub use resolve::{ResolveError, ResolvedUser, UserResolver, resolve_fn};
 pub use sessions::{
     ConfigError, DEFAULT_SESSION_LIMIT, IssueError, Issued, Login, Sessions, SessionsBuilder,

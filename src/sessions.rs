@@ -44,11 +44,14 @@ use crate::clock::{from_unix_seconds, unix_seconds};
 use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, TokenError};
 use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
+use crate::refresh::{Grant, RefreshHook};
 use crate::store::{
     Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
 };
-use crate::{Claims, Clock, JwtAuthLayer, Keys, LogoutAllService, LogoutService, SessionId};
+use crate::{
+    Claims, Clock, JwtAuthLayer, Keys, LogoutAllService, LogoutService, ResolveError, SessionId,
+};
 
 /// The most leeway the builder accepts for clock skew on `exp` and `nbf`.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
@@ -70,11 +73,11 @@ pub const MAX_LISTED_WITHOUT_LIMIT: usize = 1_000;
 /// Cheap to clone (one `Arc`). `C` is the type of your own claims (`()` for none). See the
 /// [module docs](crate::sessions).
 pub struct Sessions<St, C = ()> {
-    shared: Arc<Shared<St>>,
+    shared: Arc<Shared<St, C>>,
     _claims: PhantomData<fn() -> C>,
 }
 
-struct Shared<St> {
+struct Shared<St, C> {
     /// The signing keys first, then those that only verify, each found by its `kid`.
     verifiers: Vec<Verifier>,
     store: St,
@@ -91,6 +94,7 @@ struct Shared<St> {
     challenge: Challenge,
     errors: Box<dyn ErrorHandler>,
     clock: Clock,
+    refresh_hook: Option<RefreshHook<C>>,
 }
 
 impl<St, C> Clone for Sessions<St, C> {
@@ -172,6 +176,9 @@ pub enum IssueError {
     /// The store refused or failed to record the session.
     #[error("the session could not be stored")]
     Store(#[from] StoreError),
+    /// The [refresh hook](SessionsBuilder::on_refresh) could not answer.
+    #[error("the refresh hook failed")]
+    RefreshHook(#[source] ResolveError),
     /// Signing failed.
     #[error("the token could not be signed")]
     Signing(#[from] jsonwebtoken::errors::Error),
@@ -201,6 +208,7 @@ pub struct SessionsBuilder<St, C = ()> {
     retry_after: Duration,
     errors: Box<dyn ErrorHandler>,
     clock: Clock,
+    refresh_hook: Option<RefreshHook<C>>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -231,6 +239,7 @@ impl<St: SessionStore> Sessions<St> {
             retry_after: Duration::from_secs(1),
             errors: Box::new(JsonErrors),
             clock: Clock::system(),
+            refresh_hook: None,
             _claims: PhantomData,
         }
     }
@@ -356,6 +365,37 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         self
     }
 
+    /// At every refresh, asks `hook` what the new tokens grant: the user's scope and
+    /// claims as they are now (a role taken away is gone at the next refresh, not at the
+    /// next login). It gets the grant the presented refresh token carries and answers the
+    /// one to sign, `Ok(None)` when the user no longer exists (the refresh is refused and
+    /// the session ends), or an error (the refresh fails with 503 and can be retried).
+    ///
+    /// ```
+    /// use std::future::ready;
+    /// use tower_jwt_auth::{Grant, Keys, ResolveError, Sessions, store::MemoryStore};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sessions = Sessions::builder(Keys::hs256([7; 32])?, MemoryStore::new())
+    ///     .on_refresh(|mut grant: Grant| {
+    ///         // Look the user's roles up again; here, nobody is an admin any more.
+    ///         grant.scope = Some("profile".into());
+    ///         ready(Ok::<_, ResolveError>(Some(grant)))
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Set it after [`custom_claims`](Self::custom_claims), which starts a new claims type.
+    pub fn on_refresh<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Grant<C>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Option<Grant<C>>, ResolveError>> + Send + 'static,
+    {
+        self.refresh_hook = Some(Box::new(move |grant| Box::pin(hook(grant))));
+        self
+    }
+
     /// Your own claims type, flattened into every token beside the registered claims.
     pub fn custom_claims<C2>(self) -> SessionsBuilder<St, C2> {
         SessionsBuilder {
@@ -377,6 +417,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             retry_after: self.retry_after,
             errors: self.errors,
             clock: self.clock,
+            refresh_hook: None,
             _claims: PhantomData,
         }
     }
@@ -451,6 +492,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
                 },
                 errors: self.errors,
                 clock: self.clock,
+                refresh_hook: self.refresh_hook,
             }),
             _claims: PhantomData,
         })
@@ -515,7 +557,14 @@ pub struct Login<C = ()> {
     user_agent: Option<String>,
     address: Option<IpAddr>,
     authenticated_at: Option<SystemTime>,
+    scope: Option<String>,
     custom: C,
+}
+
+/// Space-separated scope names, one space apart; `None` when there are none.
+pub(crate) fn normalise_scope(scope: &str) -> Option<String> {
+    let names: Vec<&str> = scope.split(' ').filter(|name| !name.is_empty()).collect();
+    (!names.is_empty()).then(|| names.join(" "))
 }
 
 /// The longest `User-Agent` kept with a session; longer ones are cut.
@@ -529,6 +578,7 @@ impl Login {
             user_agent: None,
             address: None,
             authenticated_at: None,
+            scope: None,
             custom: (),
         }
     }
@@ -571,8 +621,19 @@ impl<C> Login<C> {
             user_agent: self.user_agent,
             address: self.address,
             authenticated_at: self.authenticated_at,
+            scope: self.scope,
             custom,
         }
+    }
+
+    /// What the session's tokens grant: space-separated scope names (`"profile admin"`),
+    /// carried in their `scope` claim (RFC 9068) and checked by
+    /// [`require_scope`](crate::JwtAuthLayer::require_scope). A refresh keeps them unless a
+    /// [refresh hook](SessionsBuilder::on_refresh) says otherwise. Runs of spaces are
+    /// folded, and an empty scope is none.
+    pub fn scope(mut self, scope: impl AsRef<str>) -> Self {
+        self.scope = normalise_scope(scope.as_ref());
+        self
     }
 }
 
@@ -595,6 +656,8 @@ pub struct Issued {
     pub sub: String,
     /// The session both tokens belong to.
     pub session_id: SessionId,
+    /// What the tokens grant (space-separated scope names), when anything.
+    pub scope: Option<String>,
 }
 
 impl fmt::Debug for Issued {
@@ -635,6 +698,8 @@ struct RefreshClaims<C> {
     exp: u64,
     /// The session's absolute end, which no refresh moves.
     sxp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
     #[serde(flatten)]
     custom: C,
 }
@@ -678,6 +743,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             iat: now,
             exp: session_end.min(now.saturating_add(shared.refresh_idle)),
             sxp: session_end,
+            scope: login.scope,
             custom: login.custom,
         };
         let issued = self.sign_pair(refresh, now)?;
@@ -736,17 +802,50 @@ impl<St: SessionStore, C> Sessions<St, C> {
         if now >= presented.sxp {
             return Err(TokenError::Expired.into());
         }
-        let (sub, sid, generation) = (presented.sub.clone(), presented.sid, presented.generation);
+        let RefreshClaims {
+            sub,
+            sid,
+            generation,
+            sxp,
+            scope,
+            custom,
+            ..
+        } = presented;
+        // What the next tokens grant: as before, or as the application says it is now.
+        let (scope, custom) = match &shared.refresh_hook {
+            None => (scope, custom),
+            Some(hook) => {
+                let grant = Grant {
+                    sub: sub.clone(),
+                    scope,
+                    custom,
+                };
+                match hook(grant).await.map_err(IssueError::RefreshHook)? {
+                    Some(grant) => (
+                        grant.scope.as_deref().and_then(normalise_scope),
+                        grant.custom,
+                    ),
+                    None => {
+                        shared.store.revoke(&sub, &sid).await?;
+                        return Err(TokenError::UnknownUser.into());
+                    }
+                }
+            }
+        };
         // Only this crate signs refresh tokens, and no session rotates 2^64 times.
         let next_generation = generation
             .checked_add(1)
             .ok_or(TokenError::Malformed(None))?;
         let next = RefreshClaims {
+            sub: sub.clone(),
+            sid,
             generation: next_generation,
             jti: String::new(),
             iat: now,
-            exp: presented.sxp.min(now.saturating_add(shared.refresh_idle)),
-            ..presented
+            exp: sxp.min(now.saturating_add(shared.refresh_idle)),
+            sxp,
+            scope,
+            custom,
         };
         let issued = self.sign_pair(next, now)?;
         let rotation = Rotation {
@@ -787,6 +886,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             iat: now,
             exp: refresh.exp.min(now.saturating_add(shared.access_ttl)),
             nbf: None,
+            scope: refresh.scope.clone(),
             custom: &refresh.custom,
         };
         let signed = Signed {
@@ -811,6 +911,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             refresh_expires_in: refresh.exp - now,
             sub: refresh.sub,
             session_id: refresh.sid,
+            scope: refresh.scope,
         })
     }
 
@@ -1019,6 +1120,12 @@ impl<St: SessionStore, C> Sessions<St, C> {
         LogoutService::new(self.clone())
     }
 
+    /// The refresh endpoint: JSON `{"refresh_token"}` or the RFC 6749 form, answered with a
+    /// new pair (see [`refresh`](crate::refresh)).
+    pub fn refresh_service(&self) -> crate::RefreshService<St, C> {
+        crate::RefreshService::new(self.clone())
+    }
+
     /// A service that ends every session of the user of the token it is called with (204).
     pub fn logout_all_service(&self) -> LogoutAllService<St, C> {
         LogoutAllService::new(self.clone())
@@ -1060,6 +1167,14 @@ impl<St: SessionStore, C> Sessions<St, C> {
         shared
             .store
             .is_active(&claims.sub, &claims.sid, now, shared.touch_interval)
+    }
+
+    /// Exactly the refusal the middleware answers `error` with (its status, challenge with
+    /// the realm, `Retry-After`, and the body of the configured
+    /// [`ErrorHandler`](crate::ErrorHandler)), so a handler's own 401 or 503 matches the
+    /// layer's.
+    pub fn refusal(&self, error: &AuthError) -> Response<Full<Bytes>> {
+        self.reject(error)
     }
 
     /// The response for a refused request.
