@@ -23,29 +23,85 @@
 //! # }
 //! ```
 
-use axum_core::extract::FromRequestParts;
+use axum_core::body::Body;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::{Claims, ResolvedUser};
+use crate::auth::Authentication;
+use crate::error::AuthError;
+use crate::{Claims, IssueError, Issued, ResolvedUser};
 
 /// The user a [`UserResolver`](crate::UserResolver) resolved for this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurrentUser<U>(pub U);
 
-/// The request did not pass through [`JwtAuthLayer`](crate::JwtAuthLayer): the server is
-/// misconfigured. Answered with 500.
+/// The request did not pass through [`JwtAuthLayer`](crate::JwtAuthLayer) as the handler
+/// expects: the server is misconfigured. Answered with 500, naming what is wrong.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("{what} missing from the request extensions: is the route behind JwtAuthLayer{hint}?")]
-pub struct MissingAuthLayer {
-    what: &'static str,
-    hint: &'static str,
+#[non_exhaustive]
+pub enum MissingAuthLayer {
+    /// No layer authenticated the request.
+    #[error("{what} missing from the request extensions: is the route behind JwtAuthLayer{hint}?")]
+    NoLayer {
+        /// What the handler asked for.
+        what: &'static str,
+        /// How to fix it.
+        hint: &'static str,
+    },
+    /// The layer verified claims of another type than the handler asks for.
+    #[error(
+        "the handler extracts Claims<{wanted}>, but JwtAuthLayer verified Claims<{verified}>: \
+         build the layer from Sessions with the same claims type"
+    )]
+    OtherClaimsType {
+        /// The type the handler asked for.
+        wanted: &'static str,
+        /// The type the layer verified.
+        verified: &'static str,
+    },
 }
 
 impl IntoResponse for MissingAuthLayer {
     fn into_response(self) -> Response {
         (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+/// The claims the layer put into `parts`; `Ok(None)` when it let the request through
+/// without credentials (optional authentication).
+fn claims<C: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+) -> Result<Option<Claims<C>>, MissingAuthLayer> {
+    if let Some(claims) = parts.extensions.get::<Claims<C>>() {
+        return Ok(Some(claims.clone()));
+    }
+    match parts.extensions.get::<Authentication>() {
+        Some(authentication) if authentication.anonymous => Ok(None),
+        Some(authentication) => Err(MissingAuthLayer::OtherClaimsType {
+            wanted: std::any::type_name::<C>(),
+            verified: authentication.claims_type,
+        }),
+        None => Err(MissingAuthLayer::NoLayer {
+            what: "verified claims",
+            hint: "",
+        }),
+    }
+}
+
+fn user<U: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+) -> Result<Option<CurrentUser<U>>, MissingAuthLayer> {
+    if let Some(user) = parts.extensions.get::<ResolvedUser<U>>() {
+        return Ok(Some(CurrentUser(user.get().clone())));
+    }
+    match parts.extensions.get::<Authentication>() {
+        Some(authentication) if authentication.anonymous => Ok(None),
+        _ => Err(MissingAuthLayer::NoLayer {
+            what: "the resolved user",
+            hint: " with resolve_user (and the same user type)",
+        }),
     }
 }
 
@@ -57,14 +113,27 @@ where
     type Rejection = MissingAuthLayer;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or(MissingAuthLayer {
-                what: "verified claims",
-                hint: " (with the same claims type)",
-            })
+        // Anonymous requests reach a handler only behind an optional layer: one that wants
+        // claims must take `Option<Claims>`.
+        claims(parts)?.ok_or(MissingAuthLayer::NoLayer {
+            what: "verified claims",
+            hint: " without optional() (or extract Option<Claims>)",
+        })
+    }
+}
+
+/// `Option<Claims<C>>`: `None` only when an [optional](crate::JwtAuthLayer::optional)
+/// layer let a request without credentials through. Bad credentials never reach the
+/// handler (the layer answered 401), nor do requests when the store failed (503).
+impl<S, C> OptionalFromRequestParts<S> for Claims<C>
+where
+    S: Send + Sync,
+    C: Clone + Send + Sync + 'static,
+{
+    type Rejection = MissingAuthLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        claims(parts)
     }
 }
 
@@ -76,14 +145,47 @@ where
     type Rejection = MissingAuthLayer;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<ResolvedUser<U>>()
-            .map(|user| CurrentUser(user.get().clone()))
-            .ok_or(MissingAuthLayer {
-                what: "the resolved user",
-                hint: " with resolve_user",
-            })
+        user(parts)?.ok_or(MissingAuthLayer::NoLayer {
+            what: "the resolved user",
+            hint: " without optional() (or extract Option<CurrentUser>)",
+        })
+    }
+}
+
+/// `Option<CurrentUser<U>>`, as `Option<Claims<C>>`.
+impl<S, U> OptionalFromRequestParts<S> for CurrentUser<U>
+where
+    S: Send + Sync,
+    U: Clone + Send + Sync + 'static,
+{
+    type Rejection = MissingAuthLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        user(parts)
+    }
+}
+
+/// The token answer: [`Issued::response`].
+impl IntoResponse for Issued {
+    fn into_response(self) -> Response {
+        self.response().map(Body::new)
+    }
+}
+
+/// A refused login or refresh: [`IssueError::response`].
+impl IntoResponse for IssueError {
+    fn into_response(self) -> Response {
+        self.response().map(Body::new)
+    }
+}
+
+/// A refusal without the layer's configuration (no realm, `Retry-After: 1`, the JSON body);
+/// [`Sessions::refusal`](crate::Sessions::refusal) writes exactly the layer's.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        crate::error::Challenge::default()
+            .respond(&crate::JsonErrors, &self)
+            .map(Body::new)
     }
 }
 
@@ -155,5 +257,64 @@ mod tests {
             .unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn option_claims_is_none_only_without_credentials_behind_an_optional_layer() {
+        async fn greeting(claims: Option<Claims>) -> String {
+            claims.map_or("anonymous".into(), |claims| claims.sub)
+        }
+        #[derive(Clone, serde::Deserialize)]
+        struct Other {}
+        async fn other(claims: Claims<Other>) -> String {
+            claims.sub
+        }
+        let sessions = crate::Sessions::builder(
+            crate::Keys::hs256([7; 32]).unwrap(),
+            crate::store::MemoryStore::new(),
+        )
+        .build()
+        .unwrap();
+        let issued = sessions.issue(crate::Login::new("alice")).await.unwrap();
+        let app: Router = Router::new()
+            .route("/greeting", get(greeting))
+            .route("/other", get(other))
+            .route_layer(sessions.layer().optional());
+        let call = |path: &'static str, token: Option<String>| {
+            let app = app.clone();
+            async move {
+                let mut request = Request::get(path);
+                if let Some(token) = token {
+                    request = request.header("authorization", format!("Bearer {token}"));
+                }
+                let response = app
+                    .oneshot(request.body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        assert_eq!(
+            call("/greeting", None).await,
+            (StatusCode::OK, "anonymous".into())
+        );
+        let token = Some(issued.access_token.clone());
+        assert_eq!(
+            call("/greeting", token.clone()).await,
+            (StatusCode::OK, "alice".into())
+        );
+        assert_eq!(
+            call("/greeting", Some("x.y.z".into())).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        let (status, body) = call("/other", token).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.contains("Claims<()>") && body.contains("Other"),
+            "{body}"
+        );
     }
 }

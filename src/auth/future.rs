@@ -9,7 +9,10 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use std::sync::Arc;
+
 use super::AuthBody;
+use super::policy::{Authentication, Policy, Requirement};
 use crate::error::{AuthError, TokenError};
 use crate::store::SessionStore;
 use crate::{Claims, ResolvedUser, Sessions, UserResolver};
@@ -43,6 +46,7 @@ pin_project! {
 struct Pending<S, ReqBody, St, C, R> {
     sessions: Sessions<St, C>,
     resolver: R,
+    requirement: Option<Arc<Requirement<C>>>,
     inner: S,
     request: Request<ReqBody>,
     claims: Claims<C>,
@@ -59,6 +63,7 @@ where
     pub(super) fn checking(
         sessions: Sessions<St, C>,
         resolver: R,
+        requirement: Option<Arc<Requirement<C>>>,
         inner: S,
         request: Request<ReqBody>,
         claims: Claims<C>,
@@ -71,10 +76,20 @@ where
             pending: Some(Pending {
                 sessions,
                 resolver,
+                requirement,
                 inner,
                 request,
                 claims,
             }),
+        }
+    }
+
+    /// The inner service was called without a check (optional authentication, no
+    /// credentials).
+    pub(super) fn passed(fut: S::Future) -> Self {
+        Self {
+            state: State::Inner { fut },
+            pending: None,
         }
     }
 
@@ -121,12 +136,22 @@ where
                         mut inner,
                         mut request,
                         claims,
+                        requirement,
                         ..
                     } = this.pending.take().expect(POLLED_AFTER_COMPLETION);
+                    let allowed = match &requirement {
+                        Some(requirement) => Policy::check(requirement, &claims),
+                        None => Ok(()),
+                    };
                     match user {
+                        Ok(Some(_)) if let Err(refusal) = allowed => rejection(&sessions, refusal),
                         Ok(Some(user)) => {
                             let extensions = request.extensions_mut();
                             extensions.insert(claims);
+                            extensions.insert(Authentication {
+                                claims_type: std::any::type_name::<C>(),
+                                anonymous: false,
+                            });
                             // `()` looks nothing up: no user to insert (the check folds away).
                             if TypeId::of::<R::User>() != TypeId::of::<()>() {
                                 extensions.insert(ResolvedUser::new(user));

@@ -49,12 +49,15 @@
 mod body;
 mod future;
 mod layer;
+mod policy;
 mod service;
 
 pub use body::AuthBody;
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
 pub use service::JwtAuth;
+
+pub(crate) use policy::Authentication;
 
 #[cfg(test)]
 mod tests {
@@ -380,5 +383,143 @@ mod tests {
             .unwrap();
         let response = service.oneshot(request).await.unwrap();
         assert_eq!(body(response).await, "a String body");
+    }
+
+    /// Answers who the request is from, or "anonymous".
+    async fn who(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let who = request
+            .extensions()
+            .get::<Claims>()
+            .map_or("anonymous".to_owned(), |claims| claims.sub.clone());
+        Ok(Response::new(Full::from(who)))
+    }
+
+    #[tokio::test]
+    async fn optional_lets_only_requests_without_credentials_through_anonymously() {
+        let sessions = sessions(MemoryStore::new());
+        let service = ServiceBuilder::new()
+            .layer(sessions.layer().optional())
+            .service_fn(who);
+        let anonymous = Request::get("/").body(Full::default()).unwrap();
+        let response = service.clone().oneshot(anonymous).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body(response).await, "anonymous");
+
+        let alice = sessions.issue(Login::new("alice")).await.unwrap();
+        let response = service
+            .clone()
+            .oneshot(request(&alice.access_token))
+            .await
+            .unwrap();
+        assert_eq!(body(response).await, "alice");
+
+        // Present but bad, or revoked: refused as always.
+        let response = service
+            .clone()
+            .oneshot(request("not.a.token"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        sessions.revoke_all("alice").await.unwrap();
+        let response = service
+            .clone()
+            .oneshot(request(&alice.access_token))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let malformed = Request::get("/")
+            .header(header::AUTHORIZATION, "Bearer")
+            .body(Full::default())
+            .unwrap();
+        let response = service.oneshot(malformed).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn optional_never_means_anonymous_when_the_store_fails() {
+        let sessions = sessions(BrokenStore(down));
+        let issued = sessions.issue(Login::new("alice")).await.unwrap();
+        let service = ServiceBuilder::new()
+            .layer(sessions.layer().optional())
+            .service_fn(who);
+        let response = service
+            .oneshot(request(&issued.access_token))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn require_scope_answers_403_with_the_scope_in_the_challenge() {
+        let sessions = sessions(MemoryStore::new());
+        let service = ServiceBuilder::new()
+            .layer(sessions.layer().require_scope("admin"))
+            .service_fn(who);
+        let bob = sessions
+            .issue(Login::new("bob").scope("profile admin"))
+            .await
+            .unwrap();
+        let response = service
+            .clone()
+            .oneshot(request(&bob.access_token))
+            .await
+            .unwrap();
+        assert_eq!(body(response).await, "bob");
+
+        let alice = sessions
+            .issue(Login::new("alice").scope("profile administrator"))
+            .await
+            .unwrap();
+        let response = service
+            .clone()
+            .oneshot(request(&alice.access_token))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="tests", error="insufficient_scope", error_description="insufficient scope", scope="admin""#
+        );
+        assert_eq!(
+            body(response).await,
+            r#"{"error":"insufficient_scope","error_description":"insufficient scope"}"#
+        );
+        // No token at all is still 401, not 403.
+        let anonymous = Request::get("/").body(Full::default()).unwrap();
+        let response = service.oneshot(anonymous).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_rule_of_the_applications_answers_403_without_a_scope() {
+        let sessions = sessions(MemoryStore::new());
+        let service = ServiceBuilder::new()
+            .layer(
+                sessions
+                    .layer()
+                    .require(|claims| claims.sub.starts_with('a')),
+            )
+            .service_fn(who);
+        let alice = sessions.issue(Login::new("alice")).await.unwrap();
+        let bob = sessions.issue(Login::new("bob")).await.unwrap();
+        let response = service
+            .clone()
+            .oneshot(request(&alice.access_token))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = service.oneshot(request(&bob.access_token)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="tests", error="insufficient_scope", error_description="insufficient scope""#
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not a scope name")]
+    fn a_scope_with_a_quote_is_refused_when_the_layer_is_built() {
+        let sessions = sessions(MemoryStore::new());
+        let _ = sessions.layer().require_scope("ad\"min");
     }
 }

@@ -6,7 +6,9 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
+use super::policy::{Authentication, Policy};
 use super::{AuthBody, JwtAuthLayer, ResponseFuture};
+use crate::error::AuthError;
 use crate::store::SessionStore;
 use crate::{Sessions, UserResolver};
 
@@ -16,12 +18,13 @@ pub struct JwtAuth<S, St, C = (), R = ()> {
     inner: S,
     sessions: Sessions<St, C>,
     resolver: R,
+    policy: Policy<C>,
 }
 
 impl<S, St, C> JwtAuth<S, St, C> {
     /// Wraps `inner`.
     pub fn new(inner: S, sessions: Sessions<St, C>) -> Self {
-        Self::from_parts(inner, sessions, ())
+        Self::from_parts(inner, sessions, (), Policy::new())
     }
 
     /// The layer that wraps services this way.
@@ -31,11 +34,17 @@ impl<S, St, C> JwtAuth<S, St, C> {
 }
 
 impl<S, St, C, R> JwtAuth<S, St, C, R> {
-    pub(super) fn from_parts(inner: S, sessions: Sessions<St, C>, resolver: R) -> Self {
+    pub(super) fn from_parts(
+        inner: S,
+        sessions: Sessions<St, C>,
+        resolver: R,
+        policy: Policy<C>,
+    ) -> Self {
         Self {
             inner,
             sessions,
             resolver,
+            policy,
         }
     }
 
@@ -80,11 +89,20 @@ where
                 ResponseFuture::checking(
                     self.sessions.clone(),
                     self.resolver.clone(),
+                    self.policy.requirement.clone(),
                     inner,
                     request,
                     claims,
                     now,
                 )
+            }
+            Err(AuthError::Missing) if self.policy.optional => {
+                let mut request = request;
+                request.extensions_mut().insert(Authentication {
+                    claims_type: std::any::type_name::<C>(),
+                    anonymous: true,
+                });
+                ResponseFuture::passed(self.inner.call(request))
             }
             Err(error) => ResponseFuture::rejected(self.sessions.reject(&error)),
         }
@@ -97,6 +115,7 @@ impl<S: Clone, St, C, R: Clone> Clone for JwtAuth<S, St, C, R> {
             inner: self.inner.clone(),
             sessions: self.sessions.clone(),
             resolver: self.resolver.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
