@@ -184,7 +184,11 @@ impl IntoResponse for IssueError {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         crate::error::Challenge::default()
-            .respond(&crate::JsonErrors, &self)
+            .respond(
+                &crate::JsonErrors,
+                &self,
+                &crate::error::RefusedRequest::unknown(),
+            )
             .map(Body::new)
     }
 }

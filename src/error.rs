@@ -17,10 +17,10 @@
 //! use bytes::Bytes;
 //! use http::{Response, header};
 //! use http_body_util::Full;
-//! use tower_jwt_auth::AuthError;
+//! use tower_jwt_auth::{AuthError, RefusedRequest};
 //!
 //! // Plain text instead of JSON.
-//! let handler = |error: &AuthError| {
+//! let handler = |error: &AuthError, _: &RefusedRequest<'_>| {
 //!     Response::builder()
 //!         .status(error.status())
 //!         .header(header::CONTENT_TYPE, "text/plain")
@@ -32,7 +32,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use http_body_util::Full;
 
 use crate::resolve::ResolveError;
@@ -267,24 +267,70 @@ impl AuthError {
     }
 }
 
+/// The request being refused, as an [`ErrorHandler`] sees it: to answer a browser
+/// (`Accept: text/html`) differently from an API client, say.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RefusedRequest<'a> {
+    /// Its method.
+    pub method: &'a Method,
+    /// Its URI.
+    pub uri: &'a Uri,
+    /// Its headers (the credentials among them: never log or echo them).
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> RefusedRequest<'a> {
+    /// The request whose head is `parts`.
+    pub fn new(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        }
+    }
+
+    /// The request `request`.
+    pub fn of<B>(request: &'a http::Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+        }
+    }
+
+    /// A request about which nothing is known (`GET /`, no headers), for refusals made
+    /// away from any request.
+    pub fn unknown() -> RefusedRequest<'static> {
+        static METHOD: Method = Method::GET;
+        static URI: std::sync::LazyLock<Uri> = std::sync::LazyLock::new(|| Uri::from_static("/"));
+        static HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+        RefusedRequest {
+            method: &METHOD,
+            uri: &URI,
+            headers: &HEADERS,
+        }
+    }
+}
+
 /// Writes the response for a refused request.
 ///
 /// The status and the protocol headers are the crate's business: whatever status the
 /// handler sets is replaced with the refusal's own (a refusal never looks like a success),
 /// and the headers are added unless it set them. The handler chooses the body and any other
-/// header. Any
-/// `Fn(&AuthError) -> Response<Full<Bytes>>` is one. See the [module docs](crate::error).
+/// header. Any `Fn(&AuthError, &RefusedRequest<'_>) -> Response<Full<Bytes>>` is one. See
+/// the [module docs](crate::error).
 pub trait ErrorHandler: Send + Sync + 'static {
-    /// The response for `error`.
-    fn render(&self, error: &AuthError) -> Response<Full<Bytes>>;
+    /// The response for `error`, refusing `request`.
+    fn render(&self, error: &AuthError, request: &RefusedRequest<'_>) -> Response<Full<Bytes>>;
 }
 
 impl<F> ErrorHandler for F
 where
-    F: Fn(&AuthError) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    F: Fn(&AuthError, &RefusedRequest<'_>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    fn render(&self, error: &AuthError) -> Response<Full<Bytes>> {
-        self(error)
+    fn render(&self, error: &AuthError, request: &RefusedRequest<'_>) -> Response<Full<Bytes>> {
+        self(error, request)
     }
 }
 
@@ -293,7 +339,7 @@ where
 pub struct JsonErrors;
 
 impl ErrorHandler for JsonErrors {
-    fn render(&self, error: &AuthError) -> Response<Full<Bytes>> {
+    fn render(&self, error: &AuthError, _: &RefusedRequest<'_>) -> Response<Full<Bytes>> {
         json_response(error.status(), error.code(), error.description())
     }
 }
@@ -335,8 +381,9 @@ impl Challenge {
         &self,
         handler: &dyn ErrorHandler,
         error: &AuthError,
+        request: &RefusedRequest<'_>,
     ) -> Response<Full<Bytes>> {
-        let mut response = handler.render(error);
+        let mut response = handler.render(error, request);
         // A refusal never passes for a success, whatever the handler wrote.
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
@@ -383,25 +430,36 @@ mod tests {
 
     #[test]
     fn a_custom_handler_keeps_the_protocol_headers() {
-        let handler = |_: &AuthError| Response::new(Full::new(Bytes::from_static(b"no")));
+        let handler = |_: &AuthError, _: &RefusedRequest<'_>| {
+            Response::new(Full::new(Bytes::from_static(b"no")))
+        };
         let challenge = Challenge {
             realm: Some("api".into()),
             retry_after: HeaderValue::from_static("3"),
         };
-        let response = challenge.respond(&handler, &TokenError::Revoked.into());
+        let response = challenge.respond(
+            &handler,
+            &TokenError::Revoked.into(),
+            &RefusedRequest::unknown(),
+        );
         assert_eq!(
             response.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer realm="api", error="invalid_token", error_description="revoked""#
         );
-        let response =
-            challenge.respond(&handler, &AuthError::StoreUnavailable(StoreError::Timeout));
+        let response = challenge.respond(
+            &handler,
+            &AuthError::StoreUnavailable(StoreError::Timeout),
+            &RefusedRequest::unknown(),
+        );
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]
     fn a_custom_handler_cannot_turn_a_refusal_into_a_success() {
         // `Response::new` is a 200.
-        let handler = |_: &AuthError| Response::new(Full::new(Bytes::from_static(b"welcome")));
+        let handler = |_: &AuthError, _: &RefusedRequest<'_>| {
+            Response::new(Full::new(Bytes::from_static(b"welcome")))
+        };
         let challenge = Challenge {
             realm: None,
             retry_after: HeaderValue::from_static("1"),
@@ -413,7 +471,12 @@ mod tests {
             AuthError::StoreUnavailable(StoreError::Timeout),
         ] {
             let status = error.status();
-            assert_eq!(challenge.respond(&handler, &error).status(), status);
+            assert_eq!(
+                challenge
+                    .respond(&handler, &error, &RefusedRequest::unknown())
+                    .status(),
+                status
+            );
         }
     }
 }

@@ -82,7 +82,7 @@ pub mod token_response;
 pub use auth::{AuthBody, JwtAuth, JwtAuthLayer};
 pub use claims::{Claims, InvalidSessionId, SessionId};
 pub use clock::{Clock, ManualClock};
-pub use error::{AuthError, ErrorHandler, JsonErrors, RequestError, TokenError};
+pub use error::{AuthError, ErrorHandler, JsonErrors, RefusedRequest, RequestError, TokenError};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyError, Keys};
 pub use logout::{LogoutAllService, LogoutService};

@@ -42,7 +42,7 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use crate::Sessions;
-use crate::error::{AuthError, TokenError};
+use crate::error::{AuthError, RefusedRequest, TokenError};
 use crate::store::SessionStore;
 
 /// Ends the session of the presented token. See the [module docs](crate::logout).
@@ -117,16 +117,16 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let sessions = self.sessions.clone();
-        let headers = request.into_parts().0.headers;
+        let parts = request.into_parts().0;
         LogoutFuture {
             inner: Box::pin(async move {
-                match end(&sessions, &headers, ALL).await {
+                match end(&sessions, &parts.headers, ALL).await {
                     Ok(()) => {
                         let mut response = Response::new(Full::default());
                         *response.status_mut() = StatusCode::NO_CONTENT;
                         response
                     }
-                    Err(error) => sessions.reject(&error),
+                    Err(error) => sessions.reject(&error, &RefusedRequest::new(&parts)),
                 }
             }),
         }

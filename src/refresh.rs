@@ -29,14 +29,14 @@
 //! let form = format!("grant_type=refresh_token&refresh_token={}", issued.refresh_token);
 //! let request = Request::post("/refresh")
 //!     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-//!     .body(Full::from(form.clone()))?;
+//!     .body(Full::<bytes::Bytes>::from(form.clone()))?;
 //! let response = sessions.refresh_service().oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
 //!
 //! // The same refresh token again: it was rotated, so it is refused (and the session ends).
 //! let request = Request::post("/refresh")
 //!     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-//!     .body(Full::from(form))?;
+//!     .body(Full::<bytes::Bytes>::from(form))?;
 //! let response = sessions.refresh_service().oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 //! # Ok(()) }

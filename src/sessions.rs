@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{from_unix_seconds, unix_seconds};
-use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, TokenError};
+use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, RefusedRequest, TokenError};
 use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
 use crate::refresh::{Grant, RefreshHook};
@@ -1174,11 +1174,24 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// [`ErrorHandler`](crate::ErrorHandler)), so a handler's own 401 or 503 matches the
     /// layer's.
     pub fn refusal(&self, error: &AuthError) -> Response<Full<Bytes>> {
-        self.reject(error)
+        self.reject(error, &RefusedRequest::unknown())
+    }
+
+    /// [`refusal`](Self::refusal) of `request`, for an error handler that looks at it.
+    pub fn refusal_for(
+        &self,
+        error: &AuthError,
+        request: &RefusedRequest<'_>,
+    ) -> Response<Full<Bytes>> {
+        self.reject(error, request)
     }
 
     /// The response for a refused request.
-    pub(crate) fn reject(&self, error: &AuthError) -> Response<Full<Bytes>> {
+    pub(crate) fn reject(
+        &self,
+        error: &AuthError,
+        request: &RefusedRequest<'_>,
+    ) -> Response<Full<Bytes>> {
         // Never the token: only the fixed description, and the store's own error.
         match error {
             AuthError::StoreUnavailable(source) => {
@@ -1195,7 +1208,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
         }
         self.shared
             .challenge
-            .respond(self.shared.errors.as_ref(), error)
+            .respond(self.shared.errors.as_ref(), error, request)
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::AuthBody;
 use super::policy::{Authentication, Policy, Requirement};
-use crate::error::{AuthError, TokenError};
+use crate::error::{AuthError, RefusedRequest, TokenError};
 use crate::store::SessionStore;
 use crate::{Claims, ResolvedUser, Sessions, UserResolver};
 
@@ -123,10 +123,16 @@ where
                         Ok(true) => State::Resolving {
                             fut: pending.resolver.resolve(&pending.claims),
                         },
-                        Ok(false) => rejection(&pending.sessions, TokenError::Revoked.into()),
-                        Err(error) => {
-                            rejection(&pending.sessions, AuthError::StoreUnavailable(error))
-                        }
+                        Ok(false) => rejection(
+                            &pending.sessions,
+                            TokenError::Revoked.into(),
+                            &pending.request,
+                        ),
+                        Err(error) => rejection(
+                            &pending.sessions,
+                            AuthError::StoreUnavailable(error),
+                            &pending.request,
+                        ),
                     }
                 }
                 StateProj::Resolving { fut } => {
@@ -144,7 +150,9 @@ where
                         None => Ok(()),
                     };
                     match user {
-                        Ok(Some(_)) if let Err(refusal) = allowed => rejection(&sessions, refusal),
+                        Ok(Some(_)) if let Err(refusal) = allowed => {
+                            rejection(&sessions, refusal, &request)
+                        }
                         Ok(Some(user)) => {
                             let extensions = request.extensions_mut();
                             extensions.insert(claims);
@@ -160,8 +168,10 @@ where
                                 fut: inner.call(request),
                             }
                         }
-                        Ok(None) => rejection(&sessions, TokenError::UnknownUser.into()),
-                        Err(error) => rejection(&sessions, AuthError::ResolverUnavailable(error)),
+                        Ok(None) => rejection(&sessions, TokenError::UnknownUser.into(), &request),
+                        Err(error) => {
+                            rejection(&sessions, AuthError::ResolverUnavailable(error), &request)
+                        }
                     }
                 }
                 StateProj::Inner { fut } => {
@@ -178,11 +188,12 @@ where
     }
 }
 
-fn rejection<St: SessionStore, C, A, U, F>(
+fn rejection<St: SessionStore, C, A, U, F, B>(
     sessions: &Sessions<St, C>,
     error: AuthError,
+    request: &Request<B>,
 ) -> State<A, U, F> {
     State::Rejected {
-        response: Some(sessions.reject(&error)),
+        response: Some(sessions.reject(&error, &RefusedRequest::of(request))),
     }
 }

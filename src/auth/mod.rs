@@ -73,6 +73,7 @@ mod tests {
     use tower_service::Service;
 
     use super::*;
+    use crate::error::{AuthError, RefusedRequest};
     use crate::store::{
         Created, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     };
@@ -521,5 +522,39 @@ mod tests {
     fn a_scope_with_a_quote_is_refused_when_the_layer_is_built() {
         let sessions = sessions(MemoryStore::new());
         let _ = sessions.layer().require_scope("ad\"min");
+    }
+
+    #[tokio::test]
+    async fn the_error_handler_sees_the_request_and_keeps_the_status() {
+        let handler = |error: &AuthError, request: &RefusedRequest<'_>| {
+            let browser = request
+                .headers
+                .get(header::ACCEPT)
+                .is_some_and(|accept| accept.as_bytes().starts_with(b"text/html"));
+            let body = if browser {
+                "<p>please log in</p>"
+            } else {
+                error.code()
+            };
+            // Asks for 200: a refusal keeps its own status all the same.
+            Response::new(Full::from(format!("{} {body}", request.uri.path())))
+        };
+        let sessions = Sessions::builder(Keys::hs256([7; 32]).unwrap(), MemoryStore::new())
+            .error_handler(handler)
+            .build()
+            .unwrap();
+        let service = ServiceBuilder::new()
+            .layer(sessions.layer())
+            .service_fn(who);
+        let browser = Request::get("/account")
+            .header(header::ACCEPT, "text/html")
+            .body(Full::default())
+            .unwrap();
+        let response = service.clone().oneshot(browser).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body(response).await, "/account <p>please log in</p>");
+        let response = service.oneshot(request("not.a.token")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body(response).await, "/ invalid_token");
     }
 }

@@ -8,7 +8,7 @@ use tower_service::Service;
 
 use super::policy::{Authentication, Policy};
 use super::{AuthBody, JwtAuthLayer, ResponseFuture};
-use crate::error::AuthError;
+use crate::error::{AuthError, RefusedRequest};
 use crate::store::SessionStore;
 use crate::{Sessions, UserResolver};
 
@@ -104,7 +104,9 @@ where
                 });
                 ResponseFuture::passed(self.inner.call(request))
             }
-            Err(error) => ResponseFuture::rejected(self.sessions.reject(&error)),
+            Err(error) => ResponseFuture::rejected(
+                self.sessions.reject(&error, &RefusedRequest::of(&request)),
+            ),
         }
     }
 }
