@@ -51,6 +51,7 @@ use std::time::SystemTime;
 use crate::SessionId;
 use crate::clock::unix_seconds;
 
+mod any;
 mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -58,6 +59,7 @@ pub mod redis;
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
+pub use any::{AnyIsActive, AnyStore};
 pub use memory::MemoryStore;
 
 /// A boxed error from a store backend.
