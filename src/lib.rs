@@ -77,6 +77,9 @@ pub mod refresh;
 pub mod resolve;
 pub mod sessions;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod token_response;
 
 pub use auth::{AuthBody, JwtAuth, JwtAuthLayer};
