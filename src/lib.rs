@@ -95,7 +95,7 @@ pub use sessions::{
     ConfigError, DEFAULT_SESSION_LIMIT, IssueError, Issued, Login, Sessions, SessionsBuilder,
 };
 
-// The README's examples compile as doc tests.
-#[cfg(doctest)]
+// The README's examples compile as doc tests (they use the axum and Redis features).
+#[cfg(all(doctest, feature = "axum", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
