@@ -10,17 +10,20 @@
 //! - `REDIS_URL`: with `--features redis`, sessions live in Redis and several demo processes
 //!   with the same `JWT_SECRET` share them; otherwise they live in this process's memory.
 //!
-//! Users: `alice` / `wonderland`, `bob` / `builder`.
+//! Users: `alice` / `wonderland` (scope `profile`), `bob` / `builder` (scope `profile admin`).
 //!
 //! | route                   | answer |
 //! |-------------------------|--------|
-//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in"}`, 401 bad credentials, 400 bad JSON |
-//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one |
+//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in","scope"}` (no-store), 401 bad credentials, 400 bad JSON |
+//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one; the RFC 6749 form -> 200 or 400 `invalid_grant` |
 //! | `GET /me`               | 200 `{"sub","sid"}`, or the middleware's 400/401/503 |
+//! | `GET /greeting`         | 200 `{"user":null}` without credentials, `{"user":"<sub>"}` with a valid token; 401 for a bad one |
+//! | `GET /admin`            | 200 `{"admin":"<sub>"}` with scope `admin`; 403 `insufficient_scope` otherwise |
 //! | `GET /sessions`         | 200 `{"sessions":[{"id","created_at","last_used_at","expires_at","user_agent","address","current"}]}` |
 //! | `DELETE /sessions/{id}` | 204: that session of the caller ends; 404 for an unknown id or someone else's |
 //! | `POST /logout`          | 204: this session ends |
 //! | `POST /logout/all`      | 204: every session of the user ends |
+//! | `GET /health`           | 200 `ok` |
 //!
 //! A user has at most 10 live sessions; an 11th login ends the oldest.
 
@@ -37,18 +40,23 @@ use axum::routing::{delete, get, post, post_service};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_jwt_auth::clock::rfc3339;
-use tower_jwt_auth::store::{MemoryStore, SessionStore, WhenFull};
+use tower_jwt_auth::devices::Devices;
+use tower_jwt_auth::store::{AnyStore, MemoryStore, SessionStore, WhenFull};
 use tower_jwt_auth::{
-    Claims, IssueError, Issued, Keys, Login, ResolveError, SessionId, Sessions, SessionsBuilder,
-    resolve_fn,
+    AuthError, Claims, Keys, Login, ResolveError, SessionId, Sessions, SessionsBuilder, resolve_fn,
 };
 
 /// Any error that ends the demo.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The seeded users and their passwords.
-const USERS: &[(&str, &str)] = &[("alice", "wonderland"), ("bob", "builder")];
+/// The demo's sessions, whichever store holds them.
+pub type DemoSessions = Sessions<AnyStore>;
+
+/// The seeded users, their passwords and their scopes.
+const USERS: &[(&str, &str, &str)] = &[
+    ("alice", "wonderland", "profile"),
+    ("bob", "builder", "profile admin"),
+];
 
 #[tokio::main]
 async fn main() {
@@ -67,13 +75,18 @@ async fn run() -> Result<(), BoxError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let store = store_from_env().await?;
+    serve(listener, policy(Sessions::builder(keys, store)).build()?).await
+}
 
+/// The store `REDIS_URL` names, or memory.
+async fn store_from_env() -> Result<AnyStore, BoxError> {
     if let Ok(url) = std::env::var("REDIS_URL") {
         #[cfg(feature = "redis")]
         {
-            let store = tower_jwt_auth::store::redis::RedisStore::connect(&url).await?;
+            let store = tower_jwt_auth::store::RedisStore::connect(&url).await?;
             println!("sessions: Redis at {url}");
-            return serve(listener, policy(Sessions::builder(keys, store)).build()?).await;
+            return Ok(store.into());
         }
         #[cfg(not(feature = "redis"))]
         eprintln!(
@@ -82,11 +95,7 @@ async fn run() -> Result<(), BoxError> {
         );
     }
     println!("sessions: in memory");
-    serve(
-        listener,
-        policy(Sessions::builder(keys, MemoryStore::new())).build()?,
-    )
-    .await
+    Ok(MemoryStore::new().into())
 }
 
 /// The demo's session policy, the same on every store.
@@ -114,10 +123,7 @@ fn keys_from_env() -> Result<Keys, BoxError> {
 }
 
 /// Serves the demo on `listener` until the process ends.
-pub async fn serve<St: SessionStore>(
-    listener: TcpListener,
-    sessions: Sessions<St>,
-) -> Result<(), BoxError> {
+pub async fn serve(listener: TcpListener, sessions: DemoSessions) -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     println!("try:");
@@ -139,24 +145,34 @@ pub async fn serve<St: SessionStore>(
 }
 
 /// The demo's routes.
-pub fn app<St: SessionStore>(sessions: Sessions<St>) -> Router {
+pub fn app(sessions: DemoSessions) -> Router {
     // A session outlives nothing: a user removed from `USERS` is refused at once.
     let user_exists = resolve_fn(|claims: &Claims| {
-        let known = USERS.iter().any(|(user, _)| *user == claims.sub);
+        let known = USERS.iter().any(|(user, ..)| *user == claims.sub);
         ready(Ok::<_, ResolveError>(known.then_some(())))
     });
-    let protected = Router::new()
-        .route("/me", get(me))
-        .route("/sessions", get(list_sessions::<St>))
-        .route("/sessions/{id}", delete(end_session::<St>))
-        .route_layer(sessions.layer().resolve_user(user_exists));
+    let authenticated = sessions.layer().resolve_user(user_exists);
     Router::new()
-        .route("/login", post(login::<St>))
-        .route("/refresh", post(refresh::<St>))
+        .route("/me", get(me))
+        .route("/sessions", get(devices))
+        .route("/sessions/{id}", delete(end_session))
+        .route_layer(authenticated.clone())
+        .merge(
+            Router::new()
+                .route("/admin", get(admin))
+                .route_layer(authenticated.clone().require_scope("admin")),
+        )
+        .merge(
+            Router::new()
+                .route("/greeting", get(greeting))
+                .route_layer(authenticated.optional()),
+        )
+        .route("/login", post(login))
+        .route("/refresh", post_service(sessions.refresh_service()))
         // The logout services authenticate the token themselves.
         .route("/logout", post_service(sessions.logout_service()))
         .route("/logout/all", post_service(sessions.logout_all_service()))
-        .merge(protected)
+        .route("/health", get(|| async { "ok" }))
         .with_state(sessions)
 }
 
@@ -166,8 +182,8 @@ struct Credentials {
     password: String,
 }
 
-async fn login<St: SessionStore>(
-    State(sessions): State<Sessions<St>>,
+async fn login(
+    State(sessions): State<DemoSessions>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
@@ -179,7 +195,7 @@ async fn login<St: SessionStore>(
             "the body must be JSON {\"username\": \"...\", \"password\": \"...\"}",
         );
     };
-    if !password_matches(&credentials.username, &credentials.password) {
+    let Some(scope) = password_matches(&credentials.username, &credentials.password) else {
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -189,139 +205,71 @@ async fn login<St: SessionStore>(
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
-    }
-    let mut login = Login::new(credentials.username).address(peer.ip());
+    };
+    let mut login = Login::new(credentials.username)
+        .scope(scope)
+        .address(peer.ip());
     if let Some(agent) = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
     {
         login = login.user_agent(agent);
     }
-    tokens(sessions.issue(login).await)
+    sessions.issue(login).await.into_response()
 }
 
-#[derive(Deserialize)]
-struct RefreshRequest {
-    refresh_token: String,
-}
-
-async fn refresh<St: SessionStore>(State(sessions): State<Sessions<St>>, body: Bytes) -> Response {
-    let Ok(request) = serde_json::from_slice::<RefreshRequest>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the body must be JSON {\"refresh_token\": \"...\"}",
-        );
-    };
-    tokens(sessions.refresh(&request.refresh_token).await)
-}
-
-/// The answer to a login or a refresh.
-fn tokens(result: Result<Issued, IssueError>) -> Response {
-    match result {
-        Ok(issued) => (
-            [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(json!({
-                "access_token": issued.access_token,
-                "token_type": "Bearer",
-                "expires_in": issued.expires_in,
-                "refresh_token": issued.refresh_token,
-                "refresh_expires_in": issued.refresh_expires_in,
-            })),
-        )
-            .into_response(),
-        Err(IssueError::Refused(reason)) => {
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_grant",
-                reason.description(),
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        }
-        Err(IssueError::TooManySessions) => error(
-            StatusCode::FORBIDDEN,
-            "too_many_sessions",
-            "log out of another device first",
-        ),
-        Err(_) => unavailable(),
-    }
-}
-
-fn unavailable() -> Response {
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the session store is unavailable",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-async fn list_sessions<St: SessionStore>(
-    State(sessions): State<Sessions<St>>,
+async fn devices(
+    State(sessions): State<DemoSessions>,
     claims: Claims,
-) -> Response {
-    let Ok(list) = sessions.list(&claims.sub).await else {
-        return unavailable();
-    };
-    let list: Vec<_> = list
-        .iter()
-        .map(|session| {
-            json!({
-                "id": session.id,
-                "created_at": rfc3339(session.created_at),
-                "last_used_at": rfc3339(session.last_used_at),
-                "expires_at": rfc3339(session.expires_at),
-                "user_agent": session.user_agent,
-                "address": session.address,
-                "current": session.id == claims.sid,
-            })
-        })
-        .collect();
-    axum::Json(json!({ "sessions": list })).into_response()
+) -> Result<Devices, AuthError> {
+    sessions.devices(&claims).await
 }
 
-async fn end_session<St: SessionStore>(
-    State(sessions): State<Sessions<St>>,
+async fn end_session(
+    State(sessions): State<DemoSessions>,
     claims: Claims,
     Path(id): Path<String>,
-) -> Response {
-    let not_found = || {
+) -> Result<Response, AuthError> {
+    let ended = match id.parse::<SessionId>() {
+        Ok(id) => sessions.revoke(&claims.sub, &id).await?,
+        Err(_) => false,
+    };
+    Ok(if ended {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
         error(
             StatusCode::NOT_FOUND,
             "not_found",
             "no such session of yours",
         )
-    };
-    let Ok(id) = id.parse::<SessionId>() else {
-        return not_found();
-    };
-    match sessions.revoke(&claims.sub, &id).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => not_found(),
-        Err(_) => unavailable(),
-    }
+    })
 }
 
 async fn me(claims: Claims) -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "sub": claims.sub, "sid": claims.sid }))
 }
 
-/// Compares digests in constant time, and spends the same work on unknown users, so the
-/// answer's timing tells nothing about which part was wrong.
-fn password_matches(username: &str, password: &str) -> bool {
+async fn greeting(claims: Option<Claims>) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "user": claims.map(|claims| claims.sub) }))
+}
+
+async fn admin(claims: Claims) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "admin": claims.sub }))
+}
+
+/// The user's scope when the password is theirs. Compares digests in constant time, and
+/// spends the same work on unknown users, so the answer's timing tells nothing about which
+/// part was wrong.
+fn password_matches(username: &str, password: &str) -> Option<&'static str> {
     let given = digest::digest(&digest::SHA256, password.as_bytes());
-    let mut matched = false;
-    for (user, expected) in USERS {
+    let mut matched = None;
+    for (user, expected, scope) in USERS {
         let expected = digest::digest(&digest::SHA256, expected.as_bytes());
         let password_ok =
             constant_time::verify_slices_are_equal(given.as_ref(), expected.as_ref()).is_ok();
-        matched |= password_ok && *user == username;
+        if password_ok && *user == username {
+            matched = Some(*scope);
+        }
     }
     matched
 }

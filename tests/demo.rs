@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tower_jwt_auth::store::{MemoryStore, SessionStore};
+use tower_jwt_auth::store::{AnyStore, MemoryStore};
 use tower_jwt_auth::{Keys, Login, Sessions};
 
 const SECRET: &[u8] = b"an end-to-end test secret, 32+ bytes";
@@ -27,15 +27,16 @@ const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "demo-api";
 const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
 
-struct Server<St = MemoryStore> {
+struct Server {
     addr: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
-    sessions: Sessions<St>,
+    sessions: Sessions<AnyStore>,
 }
 
 struct Reply {
     status: StatusCode,
     challenge: Option<String>,
+    headers: http::HeaderMap,
     body: Value,
 }
 
@@ -47,17 +48,20 @@ impl Server {
 }
 
 /// The demo's policy with an issuer and audience, on `store`.
-fn configured<St: SessionStore>(store: St) -> Sessions<St> {
-    demo::policy(Sessions::builder(Keys::hs256(SECRET).unwrap(), store))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap()
+fn configured(store: impl Into<AnyStore>) -> Sessions<AnyStore> {
+    demo::policy(Sessions::builder(
+        Keys::hs256(SECRET).unwrap(),
+        store.into(),
+    ))
+    .issuer(ISSUER)
+    .audience(AUDIENCE)
+    .build()
+    .unwrap()
 }
 
-impl<St: SessionStore> Server<St> {
+impl Server {
     /// The demo router of `sessions` on a free port.
-    async fn serve(sessions: Sessions<St>) -> Self {
+    async fn serve(sessions: Sessions<AnyStore>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(demo::serve(listener, sessions.clone()));
@@ -89,15 +93,19 @@ impl<St: SessionStore> Server<St> {
             .headers()
             .get(header::WWW_AUTHENTICATE)
             .map(|v| v.to_str().unwrap().to_owned());
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap()
+            // JSON, or the text itself (`/health`).
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         Reply {
             status,
             challenge,
+            headers,
             body,
         }
     }
@@ -589,4 +597,121 @@ async fn once_logout_returned_no_request_with_the_token_is_accepted() {
         accepted_before.load(Ordering::SeqCst) > 0,
         "the load ran before the logout"
     );
+}
+
+// ===== the ready-made surface: health, optional auth, scopes, the OAuth refresh form =====
+
+#[tokio::test]
+async fn health_answers_ok_without_authentication() {
+    let server = Server::start().await;
+    let reply = server.send(Method::GET, "/health", &[], "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "ok");
+    assert!(
+        reply.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+}
+
+#[tokio::test]
+async fn login_and_refresh_answers_carry_scope_and_are_never_cached() {
+    let server = Server::start().await;
+    let reply = server.login("bob", "builder").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["scope"], "profile admin");
+    assert_eq!(reply.body["token_type"], "Bearer");
+    assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(reply.headers[header::PRAGMA], "no-cache");
+    let refresh_token = reply.body["refresh_token"].as_str().unwrap();
+    let body = json!({ "refresh_token": refresh_token }).to_string();
+    let json = [("content-type", &b"application/json"[..])];
+    let refreshed = server.send(Method::POST, "/refresh", &json, &body).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert_eq!(refreshed.body["scope"], "profile admin");
+    assert_eq!(refreshed.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(refreshed.headers[header::PRAGMA], "no-cache");
+    // Presented again: retired, and the JSON form's refusal is 401.
+    let again = server.send(Method::POST, "/refresh", &json, &body).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(again.body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn refresh_takes_the_rfc_6749_form() {
+    let server = Server::start().await;
+    let reply = server.login("alice", "wonderland").await;
+    let refresh_token = reply.body["refresh_token"].as_str().unwrap();
+    let form = [("content-type", &b"application/x-www-form-urlencoded"[..])];
+    let body = format!("grant_type=refresh_token&refresh_token={refresh_token}");
+    let refreshed = server.send(Method::POST, "/refresh", &form, &body).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert!(refreshed.body["access_token"].is_string());
+    assert_eq!(refreshed.body["scope"], "profile");
+
+    for (body, code) in [
+        (body.as_str(), "invalid_grant"), // retired now
+        (
+            "grant_type=refresh_token&refresh_token=x.y.z",
+            "invalid_grant",
+        ),
+        (
+            "grant_type=password&username=alice",
+            "unsupported_grant_type",
+        ),
+        ("refresh_token=x.y.z", "invalid_request"),
+    ] {
+        let reply = server.send(Method::POST, "/refresh", &form, body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.body["error"], code, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn greeting_is_optional_but_never_lets_a_bad_token_pass() {
+    let server = Server::start().await;
+    let anonymous = server.send(Method::GET, "/greeting", &[], "").await;
+    assert_eq!(anonymous.status, StatusCode::OK);
+    assert_eq!(anonymous.body, json!({ "user": null }));
+
+    let token = server.token("alice", "wonderland").await;
+    let greeted = server.with_token(Method::GET, "/greeting", &token).await;
+    assert_eq!(greeted.body, json!({ "user": "alice" }));
+
+    let bad = server.with_token(Method::GET, "/greeting", "x.y.z").await;
+    let me = server.with_token(Method::GET, "/me", "x.y.z").await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert_eq!((bad.challenge, bad.body), (me.challenge, me.body));
+
+    server.with_token(Method::POST, "/logout", &token).await;
+    let revoked = server.with_token(Method::GET, "/greeting", &token).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    assert!(revoked.challenge.unwrap().contains("revoked"));
+}
+
+#[tokio::test]
+async fn admin_needs_the_admin_scope() {
+    let server = Server::start().await;
+    let bob = server.token("bob", "builder").await;
+    let reply = server.with_token(Method::GET, "/admin", &bob).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, json!({ "admin": "bob" }));
+
+    let alice = server.token("alice", "wonderland").await;
+    let reply = server.with_token(Method::GET, "/admin", &alice).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.body["error"], "insufficient_scope");
+    assert_eq!(
+        reply.challenge.as_deref(),
+        Some(
+            r#"Bearer error="insufficient_scope", error_description="insufficient scope", scope="admin""#
+        )
+    );
+
+    let none = server.send(Method::GET, "/admin", &[], "").await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.challenge.as_deref(), Some("Bearer"));
+    let bad = server.with_token(Method::GET, "/admin", "x.y.z").await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
 }
