@@ -40,6 +40,7 @@ use axum::routing::{delete, get, post, post_service};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_jwt_auth::cookies::CookieConfig;
 use tower_jwt_auth::devices::Devices;
 use tower_jwt_auth::store::{AnyStore, MemoryStore, SessionStore, WhenFull};
 use tower_jwt_auth::{
@@ -98,9 +99,12 @@ async fn store_from_env() -> Result<AnyStore, BoxError> {
     Ok(MemoryStore::new().into())
 }
 
-/// The demo's session policy, the same on every store.
+/// The demo's session policy, the same on every store. It serves plain HTTP, so its
+/// cookies cannot be `Secure` (nor carry the `__Host-` prefix).
 pub fn policy<St: SessionStore>(builder: SessionsBuilder<St>) -> SessionsBuilder<St> {
-    builder.session_limit(10, WhenFull::EndOldest)
+    builder
+        .session_limit(10, WhenFull::EndOldest)
+        .cookies(CookieConfig::new().secure(false))
 }
 
 /// The HS256 key from `JWT_SECRET`, or a random one.
@@ -215,7 +219,11 @@ async fn login(
     {
         login = login.user_agent(agent);
     }
-    sessions.issue(login).await.into_response()
+    match sessions.issue(login).await {
+        // Tokens as cookies when the page asks for them (`Token-Delivery: cookie`).
+        Ok(issued) => sessions.login_response(&issued, &headers).into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 async fn devices(

@@ -6,6 +6,7 @@
 //! | `InvalidRequest(_)`               | 400    | `Bearer error="invalid_request", error_description="…"`         |
 //! | `InvalidToken(_)`                 | 401    | `Bearer error="invalid_token", error_description="…"`           |
 //! | `InsufficientScope(_)`            | 403    | `Bearer error="insufficient_scope", error_description="…", scope="…"` |
+//! | `CrossSiteRequest`                | 403    | none: an unsafe request authenticated by cookie from another origin |
 //! | `StoreUnavailable`, `ResolverUnavailable` | 503 | none; `Retry-After` instead: the request fails closed    |
 //!
 //! The body is small JSON, `{"error": "…", "error_description": "…"}`, written by an
@@ -62,6 +63,10 @@ pub enum AuthError {
     /// `insufficient_scope`): the scope it lacks, or none for a rule of the application's.
     #[error("insufficient scope")]
     InsufficientScope(Option<std::sync::Arc<str>>),
+    /// An unsafe request authenticated by cookie came from another origin (403): see
+    /// [cookie mode](crate::cookies).
+    #[error("cross-site request")]
+    CrossSiteRequest,
 }
 
 /// How the request was malformed.
@@ -195,7 +200,7 @@ impl AuthError {
         match self {
             Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::StoreUnavailable(_) | Self::ResolverUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -211,6 +216,7 @@ impl AuthError {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::CrossSiteRequest => "cross_site_request",
             Self::StoreUnavailable(_) | Self::ResolverUnavailable(_) => "temporarily_unavailable",
         }
     }
@@ -228,6 +234,7 @@ impl AuthError {
             Self::InvalidRequest(RequestError::MalformedCookie) => "malformed token cookie",
             Self::InvalidToken(error) => error.description(),
             Self::InsufficientScope(_) => "insufficient scope",
+            Self::CrossSiteRequest => "cross-site request",
             Self::StoreUnavailable(_) => "session store unavailable",
             Self::ResolverUnavailable(_) => "user lookup unavailable",
         }
@@ -261,6 +268,8 @@ impl AuthError {
                     value.push('"');
                 }
             }
+            // Not an authentication failure: the credentials may be fine, the origin is not.
+            Self::CrossSiteRequest => return None,
             Self::StoreUnavailable(_) | Self::ResolverUnavailable(_) => return None,
         }
         HeaderValue::try_from(value).ok()

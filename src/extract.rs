@@ -20,6 +20,15 @@ impl Extractor {
     /// The token the request presents: a b64token, so ASCII (and never converted to `str`,
     /// which would scan it once more).
     pub(crate) fn token<'a>(&self, headers: &'a HeaderMap) -> Result<&'a [u8], AuthError> {
+        self.credential(headers).map(|(token, _)| token)
+    }
+
+    /// The token, and whether it came from the cookie (a browser sends those by itself, so
+    /// unsafe requests they authenticate must be same-origin).
+    pub(crate) fn credential<'a>(
+        &self,
+        headers: &'a HeaderMap,
+    ) -> Result<(&'a [u8], bool), AuthError> {
         let from_header = authorization(headers)?;
         let from_cookie = match &self.cookie {
             Some(name) => cookie(headers, name)?,
@@ -38,7 +47,7 @@ impl Extractor {
         if !is_b64token(token) {
             return Err(malformed.into());
         }
-        Ok(token)
+        Ok((token, malformed == RequestError::MalformedCookie))
     }
 }
 
@@ -72,7 +81,10 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthError> {
 }
 
 /// The value of cookie `name`; two cookies of that name are two credentials.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, AuthError> {
+pub(crate) fn cookie<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a [u8]>, AuthError> {
     let mut found = None;
     for header in headers.get_all(COOKIE) {
         for pair in header.as_bytes().split(|&b| b == b';') {

@@ -68,6 +68,7 @@ pub mod auth;
 pub mod axum;
 pub mod claims;
 pub mod clock;
+pub mod cookies;
 pub mod devices;
 pub mod error;
 mod extract;

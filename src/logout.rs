@@ -3,7 +3,9 @@
 //!
 //! Both authenticate the token exactly as [`JwtAuth`](crate::JwtAuth) does, answer `204 No
 //! Content` once the store has removed the session(s), and refuse like the middleware
-//! otherwise: a revoked or invalid token gets 401, a store failure 503.
+//! otherwise: a revoked or invalid token gets 401, a store failure 503. In
+//! [cookie mode](crate::cookies), a logout authenticated by cookie also clears both
+//! cookies, and one from another origin is refused (403).
 //!
 //! ```
 //! use http::{Request, StatusCode, header};
@@ -36,7 +38,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -120,10 +122,13 @@ where
         let parts = request.into_parts().0;
         LogoutFuture {
             inner: Box::pin(async move {
-                match end(&sessions, &parts.headers, ALL).await {
-                    Ok(()) => {
+                match end(&sessions, &parts, ALL).await {
+                    Ok(from_cookie) => {
                         let mut response = Response::new(Full::default());
                         *response.status_mut() = StatusCode::NO_CONTENT;
+                        if from_cookie && let Some(cookies) = sessions.cookie_config() {
+                            cookies.clear(&mut response);
+                        }
                         response
                     }
                     Err(error) => sessions.reject(&error, &RefusedRequest::new(&parts)),
@@ -133,24 +138,24 @@ where
     }
 }
 
+/// Ends the session (or all of the user's) of the request's token; whether the token came
+/// from the cookie.
 async fn end<St, C>(
     sessions: &Sessions<St, C>,
-    headers: &HeaderMap,
+    request: &http::request::Parts,
     all: bool,
-) -> Result<(), AuthError>
+) -> Result<bool, AuthError>
 where
     St: SessionStore,
     C: DeserializeOwned,
 {
+    let now = sessions.now();
+    let (claims, from_cookie) = sessions.verify_request(&request.method, &request.headers, now)?;
     if all {
-        let claims = sessions.authenticate(headers).await?;
+        let claims = sessions.require_live(claims, now).await?;
         sessions.revoke_all(&claims.sub).await?;
-        return Ok(());
+    } else if !sessions.revoke(&claims.sub, &claims.sid).await? {
+        return Err(TokenError::Revoked.into());
     }
-    let claims = sessions.verify_headers(headers, sessions.now())?;
-    if sessions.revoke(&claims.sub, &claims.sid).await? {
-        Ok(())
-    } else {
-        Err(TokenError::Revoked.into())
-    }
+    Ok(from_cookie)
 }

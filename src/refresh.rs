@@ -15,6 +15,10 @@
 //! A store that cannot answer is `503` with `Retry-After` in both. Bodies over 16 KiB are
 //! `413`. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`.
 //!
+//! In [cookie mode](crate::cookies), a request with the refresh cookie and an empty body,
+//! from the server's own origin, rotates both cookies (a refused one clears them), and a
+//! request with `Token-Delivery: cookie` gets its new tokens as cookies.
+//!
 //! ```
 //! use http::{Request, StatusCode, header};
 //! use http_body_util::Full;
@@ -57,7 +61,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::error::json_response;
+use crate::error::{AuthError, json_response};
+use crate::extract::cookie;
 use crate::store::{BoxError, SessionStore};
 use crate::{ResolveError, Sessions};
 
@@ -173,7 +178,22 @@ where
     } else {
         Form::Json
     };
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+    let (parts, body) = request.into_parts();
+    let cookies = sessions.cookie_config();
+    let cookie_token = match cookies {
+        Some(cookies) => match cookie(&parts.headers, cookies.refresh_name()) {
+            Ok(token) => token.map(|token| String::from_utf8_lossy(token).into_owned()),
+            Err(_) => {
+                return bad_request(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "two refresh cookies",
+                );
+            }
+        },
+        None => None,
+    };
+    let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(error) => {
             let status = if error.is::<http_body_util::LengthLimitError>() {
@@ -184,6 +204,31 @@ where
             return bad_request(status, "invalid_request", "unreadable body");
         }
     };
+    // Cookie mode: the refresh cookie and an empty body, from the server's own pages.
+    if let (Some(cookies), Some(token)) = (cookies, &cookie_token) {
+        if !body.is_empty() {
+            return bad_request(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "more than one credential",
+            );
+        }
+        if !cookies.is_same_origin(&parts.method, &parts.headers) {
+            let error = AuthError::CrossSiteRequest;
+            return json_response(error.status(), error.code(), error.description());
+        }
+        return match sessions.refresh(token).await {
+            Ok(issued) => issued.cookie_response(cookies),
+            Err(error) => {
+                let mut response = error.response();
+                // A refresh cookie that no longer works is of no use to the browser.
+                if error.status() == StatusCode::UNAUTHORIZED {
+                    cookies.clear(&mut response);
+                }
+                response
+            }
+        };
+    }
     let token = match form {
         Form::Json => json_token(&body),
         Form::OAuth => form_token(&body),
@@ -195,7 +240,7 @@ where
         }
     };
     match (sessions.refresh(&token).await, form) {
-        (Ok(issued), _) => issued.response(),
+        (Ok(issued), _) => sessions.login_response(&issued, &parts.headers),
         (Err(error), Form::Json) => error.response(),
         (Err(error), Form::OAuth) => error.oauth_response(),
     }

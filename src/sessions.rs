@@ -34,13 +34,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::Full;
 use jsonwebtoken::Validation;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{from_unix_seconds, unix_seconds};
+use crate::cookies::{CookieConfig, wants_cookies};
 use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, RefusedRequest, TokenError};
 use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
@@ -91,6 +92,7 @@ struct Shared<St, C> {
     issuer: Option<String>,
     audience: Option<String>,
     extractor: Extractor,
+    cookies: Option<CookieConfig>,
     challenge: Challenge,
     errors: Box<dyn ErrorHandler>,
     clock: Clock,
@@ -135,6 +137,11 @@ pub enum ConfigError {
     /// The cookie name is not an HTTP token.
     #[error("the cookie name must be a non-empty HTTP token")]
     InvalidCookieName,
+    /// The [cookie configuration](crate::cookies::CookieConfig) breaks the cookie rules: a
+    /// name that is not an HTTP token, a `__Secure-`/`__Host-` prefix without `Secure`, a
+    /// `__Host-` cookie off the root path, or `SameSite=None` without `Secure`.
+    #[error("the cookie configuration breaks the cookie prefix or SameSite rules")]
+    InvalidCookies,
     /// A key given to [`SessionsBuilder::verify_also`] has no `kid`.
     #[error("every key besides the signing one needs a kid")]
     KeyWithoutKid,
@@ -204,6 +211,7 @@ pub struct SessionsBuilder<St, C = ()> {
     audience: Option<String>,
     max_token_len: usize,
     cookie: Option<String>,
+    cookies: Option<CookieConfig>,
     realm: Option<String>,
     retry_after: Duration,
     errors: Box<dyn ErrorHandler>,
@@ -235,6 +243,7 @@ impl<St: SessionStore> Sessions<St> {
             audience: None,
             max_token_len: 8 * 1024,
             cookie: None,
+            cookies: None,
             realm: None,
             retry_after: Duration::from_secs(1),
             errors: Box::new(JsonErrors),
@@ -341,6 +350,15 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         self
     }
 
+    /// Cookie mode for browsers: tokens in `HttpOnly` cookies set at login and refresh and
+    /// cleared at logout, for clients that ask for it, with a same-origin check on unsafe
+    /// requests they authenticate. See [`cookies`](crate::cookies).
+    pub fn cookies(mut self, config: CookieConfig) -> Self {
+        self.cookie = Some(config.access_name().to_owned());
+        self.cookies = Some(config);
+        self
+    }
+
     /// The `realm` of the `WWW-Authenticate` challenges.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -413,6 +431,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             audience: self.audience,
             max_token_len: self.max_token_len,
             cookie: self.cookie,
+            cookies: self.cookies,
             realm: self.realm,
             retry_after: self.retry_after,
             errors: self.errors,
@@ -453,6 +472,13 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         }) {
             return Err(ConfigError::InvalidCookieName);
         }
+        if self
+            .cookies
+            .as_ref()
+            .is_some_and(|config| !config.is_valid())
+        {
+            return Err(ConfigError::InvalidCookies);
+        }
         install_provider();
 
         let mut kids = Vec::new();
@@ -486,6 +512,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
                     max_len: self.max_token_len,
                     cookie: self.cookie,
                 },
+                cookies: self.cookies,
                 challenge: Challenge {
                     realm: self.realm,
                     retry_after,
@@ -1049,7 +1076,11 @@ impl<St: SessionStore, C> Sessions<St, C> {
         self.require_live(claims, now).await
     }
 
-    async fn require_live(&self, claims: Claims<C>, now: u64) -> Result<Claims<C>, AuthError> {
+    pub(crate) async fn require_live(
+        &self,
+        claims: Claims<C>,
+        now: u64,
+    ) -> Result<Claims<C>, AuthError> {
         if self.is_active(&claims, now).await? {
             Ok(claims)
         } else {
@@ -1159,6 +1190,42 @@ impl<St: SessionStore, C> Sessions<St, C> {
     {
         let token = self.shared.extractor.token(headers)?;
         Ok(self.verify_at(token, now)?)
+    }
+
+    /// Extraction, the same-origin check of cookie credentials, and verification; whether
+    /// the token came from the cookie.
+    pub(crate) fn verify_request(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<(Claims<C>, bool), AuthError>
+    where
+        C: DeserializeOwned,
+    {
+        let (token, from_cookie) = self.shared.extractor.credential(headers)?;
+        if from_cookie
+            && let Some(cookies) = &self.shared.cookies
+            && !cookies.is_same_origin(method, headers)
+        {
+            return Err(AuthError::CrossSiteRequest);
+        }
+        Ok((self.verify_at(token, now)?, from_cookie))
+    }
+
+    /// The cookie configuration, in cookie mode.
+    pub(crate) fn cookie_config(&self) -> Option<&CookieConfig> {
+        self.shared.cookies.as_ref()
+    }
+
+    /// The answer to a login: the tokens as cookies (and a JSON body without them) when
+    /// the request asked for cookie mode (`Token-Delivery: cookie`) and it is configured,
+    /// [`Issued::response`] otherwise. See [`cookies`](crate::cookies).
+    pub fn login_response(&self, issued: &Issued, request: &HeaderMap) -> Response<Full<Bytes>> {
+        match &self.shared.cookies {
+            Some(cookies) if wants_cookies(request) => issued.cookie_response(cookies),
+            _ => issued.response(),
+        }
     }
 
     /// The allowlist check; a store failure fails closed.

@@ -28,6 +28,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
+use crate::cookies::CookieConfig;
 use crate::error::json_response;
 use crate::store::StoreError;
 use crate::{IssueError, Issued};
@@ -66,6 +67,43 @@ impl Issued {
             HeaderValue::from_static("application/json"),
         );
         no_store(headers);
+        response
+    }
+}
+
+/// The body of a token answer in cookie mode: the tokens travel in cookies only.
+#[derive(Serialize)]
+struct CookieBody<'a> {
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+impl Issued {
+    /// The answer of a token endpoint in [cookie mode](crate::cookies): both tokens as
+    /// `HttpOnly` cookies, and a JSON body without them.
+    pub(crate) fn cookie_response(&self, cookies: &CookieConfig) -> Response<Full<Bytes>> {
+        let body = CookieBody {
+            token_type: "Bearer",
+            expires_in: self.expires_in,
+            refresh_expires_in: self.refresh_expires_in,
+            scope: self.scope.as_deref(),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        no_store(headers);
+        cookies.set(
+            &mut response,
+            (&self.access_token, self.expires_in),
+            (&self.refresh_token, self.refresh_expires_in),
+        );
         response
     }
 }

@@ -715,3 +715,176 @@ async fn admin_needs_the_admin_scope() {
     let bad = server.with_token(Method::GET, "/admin", "x.y.z").await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
 }
+
+// ===== cookie mode: the browser's tokens never reach its scripts =====
+
+/// The `Set-Cookie` values of `reply`, by cookie name.
+fn set_cookies(reply: &Reply) -> Vec<(String, String)> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| {
+            let value = value.to_str().unwrap();
+            let name = value.split('=').next().unwrap().to_owned();
+            (name, value.to_owned())
+        })
+        .collect()
+}
+
+/// The value of cookie `name` among `reply`'s `Set-Cookie` headers.
+fn cookie_value(reply: &Reply, name: &str) -> String {
+    let (_, set) = set_cookies(reply)
+        .into_iter()
+        .find(|(found, _)| found == name)
+        .unwrap_or_else(|| panic!("no {name} cookie set"));
+    set.split(';').next().unwrap()[name.len() + 1..].to_owned()
+}
+
+impl Server {
+    async fn cookie_login(&self) -> Reply {
+        let body = json!({ "username": "alice", "password": "wonderland" }).to_string();
+        self.send(
+            Method::POST,
+            "/login",
+            &[
+                ("content-type", b"application/json"),
+                ("token-delivery", b"cookie"),
+            ],
+            &body,
+        )
+        .await
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[tokio::test]
+async fn cookie_login_sets_httponly_cookies_and_answers_no_token() {
+    let server = Server::start().await;
+    let reply = server.cookie_login().await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.get("access_token").is_none(), "{}", reply.body);
+    assert!(reply.body.get("refresh_token").is_none(), "{}", reply.body);
+    assert_eq!(reply.body["expires_in"], 900);
+    let cookies = set_cookies(&reply);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    let (access, refresh) = (&cookies[0].1, &cookies[1].1);
+    assert!(access.starts_with("access_token="), "{access}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=900"] {
+        assert!(
+            access.split("; ").any(|a| a == attribute),
+            "{access}: {attribute}"
+        );
+    }
+    assert!(refresh.starts_with("refresh_token="), "{refresh}");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/refresh",
+        "Max-Age=604800",
+    ] {
+        assert!(
+            refresh.split("; ").any(|a| a == attribute),
+            "{refresh}: {attribute}"
+        );
+    }
+
+    // The access cookie authenticates a safe request.
+    let cookie = format!("access_token={}", cookie_value(&reply, "access_token"));
+    let me = server
+        .send(Method::GET, "/me", &[("cookie", cookie.as_bytes())], "")
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["sub"], "alice");
+
+    // An API client that does not ask gets today's JSON and no cookie.
+    let api = server.login("alice", "wonderland").await;
+    assert!(api.body["access_token"].is_string());
+    assert!(set_cookies(&api).is_empty());
+}
+
+#[tokio::test]
+async fn cookie_refresh_rotates_both_cookies_and_a_replay_clears_them() {
+    let server = Server::start().await;
+    let login = server.cookie_login().await;
+    let refresh = format!("refresh_token={}", cookie_value(&login, "refresh_token"));
+    let origin = server.origin();
+    let headers = [
+        ("cookie", refresh.as_bytes()),
+        ("origin", origin.as_bytes()),
+    ];
+    let rotated = server.send(Method::POST, "/refresh", &headers, "").await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert!(rotated.body.get("access_token").is_none());
+    assert_ne!(
+        cookie_value(&rotated, "refresh_token"),
+        cookie_value(&login, "refresh_token")
+    );
+    assert_ne!(
+        cookie_value(&rotated, "access_token"),
+        cookie_value(&login, "access_token")
+    );
+
+    // The retired cookie again: refused (the session ends) and the cookies are cleared.
+    let replay = server.send(Method::POST, "/refresh", &headers, "").await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        set_cookies(&replay)
+            .iter()
+            .all(|(_, set)| set.contains("Max-Age=0"))
+    );
+    assert_eq!(set_cookies(&replay).len(), 2);
+
+    // From another origin, the refresh cookie is not honoured.
+    let fresh = server.cookie_login().await;
+    let refresh = format!("refresh_token={}", cookie_value(&fresh, "refresh_token"));
+    let elsewhere = [
+        ("cookie", refresh.as_bytes()),
+        ("origin", &b"http://127.0.0.1:1"[..]),
+    ];
+    let refused = server.send(Method::POST, "/refresh", &elsewhere, "").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn cookie_logout_needs_the_same_origin_and_clears_the_cookies() {
+    let server = Server::start().await;
+    let login = server.cookie_login().await;
+    let cookie = format!("access_token={}", cookie_value(&login, "access_token"));
+    let cookie = cookie.as_bytes();
+
+    // Another port of the same host is the same site, not the same origin.
+    for headers in [
+        vec![("cookie", cookie)],
+        vec![("cookie", cookie), ("origin", &b"http://127.0.0.1:1"[..])],
+        vec![("cookie", cookie), ("sec-fetch-site", &b"same-site"[..])],
+    ] {
+        let reply = server.send(Method::POST, "/logout/all", &headers, "").await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert_eq!(reply.body["error"], "cross_site_request");
+    }
+    let me = server
+        .send(Method::GET, "/me", &[("cookie", cookie)], "")
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "the session is still alive");
+
+    let same = [("cookie", cookie), ("sec-fetch-site", &b"same-origin"[..])];
+    let reply = server.send(Method::POST, "/logout", &same, "").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let cleared = set_cookies(&reply);
+    assert_eq!(cleared.len(), 2);
+    assert!(cleared.iter().all(|(_, set)| set.contains("Max-Age=0")));
+    let me = server
+        .send(Method::GET, "/me", &[("cookie", cookie)], "")
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+
+    // A bearer header is never subject to the origin check.
+    let token = server.token("alice", "wonderland").await;
+    let reply = server.with_token(Method::POST, "/logout", &token).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(set_cookies(&reply).is_empty());
+}

@@ -41,16 +41,17 @@ fn the_readme_app_builds_as_pasted_into_a_new_crate() {
     let readme = readme();
     let code = block(&readme, "## A complete app", "```rust,no_run");
     let dependencies = block(&readme, "## A complete app", "```toml");
-    assert!(dependencies.starts_with("[dependencies]\n"), "{dependencies}");
+    assert!(
+        dependencies.starts_with("[dependencies]\n"),
+        "{dependencies}"
+    );
     // The one line a reader keeps and this test changes: the crate itself, by path.
     let ours = dependencies
         .lines()
         .find(|line| line.starts_with("tower-jwt-auth"))
         .expect("the README's dependencies name tower-jwt-auth");
-    let dependencies = dependencies.replace(
-        ours,
-        &format!("tower-jwt-auth = {{ path = {ROOT:?} }}"),
-    );
+    let dependencies =
+        dependencies.replace(ours, &format!("tower-jwt-auth = {{ path = {ROOT:?} }}"));
 
     let dir = PathBuf::from(ROOT).join("target/readme-app");
     std::fs::create_dir_all(dir.join("src")).unwrap();

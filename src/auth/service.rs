@@ -81,8 +81,11 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let now = self.sessions.now();
-        match self.sessions.verify_headers(request.headers(), now) {
-            Ok(claims) => {
+        match self
+            .sessions
+            .verify_request(request.method(), request.headers(), now)
+        {
+            Ok((claims, _)) => {
                 // Call the service that `poll_ready` readied; leave a fresh clone behind.
                 let clone = self.inner.clone();
                 let inner = mem::replace(&mut self.inner, clone);
