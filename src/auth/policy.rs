@@ -14,11 +14,14 @@ pub(crate) struct Policy<C> {
     pub(crate) requirement: Option<Arc<Requirement<C>>>,
 }
 
+/// A rule of the application's over the claims.
+pub(crate) type Rule<C> = Box<dyn Fn(&Claims<C>) -> bool + Send + Sync>;
+
 pub(crate) enum Requirement<C> {
     /// A scope name the token's `scope` must list.
     Scope(Arc<str>),
     /// Any rule of the application's.
-    Rule(Box<dyn Fn(&Claims<C>) -> bool + Send + Sync>),
+    Rule(Rule<C>),
 }
 
 impl<C> Policy<C> {
