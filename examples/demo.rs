@@ -23,20 +23,25 @@
 //! | `DELETE /sessions/{id}` | 204: that session of the caller ends; 404 for an unknown id or someone else's |
 //! | `POST /logout`          | 204: this session ends |
 //! | `POST /logout/all`      | 204: every session of the user ends |
+//! | `GET /events`           | `text/event-stream`, an event a second, ending within 1 s of the session's end |
 //! | `GET /health`           | 200 `ok` |
 //!
 //! A user has at most 10 live sessions; an 11th login ends the oldest.
 
-use std::future::ready;
+use std::future::{Future, ready};
 use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Duration;
 
 use aws_lc_rs::{constant_time, digest};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, post_service};
+use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -160,6 +165,7 @@ pub fn app(sessions: DemoSessions) -> Router {
         .route("/me", get(me))
         .route("/sessions", get(devices))
         .route("/sessions/{id}", delete(end_session))
+        .route("/events", get(events))
         .route_layer(authenticated.clone())
         .merge(
             Router::new()
@@ -251,6 +257,34 @@ async fn end_session(
             "no such session of yours",
         )
     })
+}
+
+/// An event every second for as long as the session lives: the stream ends within a
+/// second of a logout on any instance (at once on this one).
+async fn events(
+    State(sessions): State<DemoSessions>,
+    claims: Claims,
+) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let ended = Box::pin(async move { sessions.ended(&claims).await });
+    let ticks = tokio::time::interval(Duration::from_secs(1));
+    let stream = futures_util::stream::unfold(
+        (ended, ticks, 0u64),
+        |(mut ended, mut ticks, count)| async move {
+            // The next tick, unless the session ends first.
+            let tick = std::future::poll_fn(|cx| {
+                if ended.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                ticks.poll_tick(cx).map(|_| true)
+            })
+            .await;
+            tick.then(|| {
+                let event = Event::default().event("alive").data(count.to_string());
+                (Ok(event), (ended, ticks, count + 1))
+            })
+        },
+    );
+    Sse::new(stream)
 }
 
 async fn me(claims: Claims) -> axum::Json<serde_json::Value> {

@@ -73,6 +73,7 @@ pub mod devices;
 pub mod error;
 mod extract;
 pub mod keys;
+pub mod live;
 pub mod logout;
 pub mod refresh;
 pub mod resolve;

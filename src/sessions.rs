@@ -45,6 +45,7 @@ use crate::cookies::{CookieConfig, wants_cookies};
 use crate::error::{AuthError, Challenge, ErrorHandler, JsonErrors, RefusedRequest, TokenError};
 use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
+use crate::live::Endings;
 use crate::refresh::{Grant, RefreshHook};
 use crate::store::{
     Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
@@ -97,6 +98,8 @@ struct Shared<St, C> {
     errors: Box<dyn ErrorHandler>,
     clock: Clock,
     refresh_hook: Option<RefreshHook<C>>,
+    endings: Endings,
+    live_check: Duration,
 }
 
 impl<St, C> Clone for Sessions<St, C> {
@@ -217,6 +220,7 @@ pub struct SessionsBuilder<St, C = ()> {
     errors: Box<dyn ErrorHandler>,
     clock: Clock,
     refresh_hook: Option<RefreshHook<C>>,
+    live_check: Duration,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -249,6 +253,7 @@ impl<St: SessionStore> Sessions<St> {
             errors: Box::new(JsonErrors),
             clock: Clock::system(),
             refresh_hook: None,
+            live_check: Duration::from_secs(1),
             _claims: PhantomData,
         }
     }
@@ -377,6 +382,13 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         self
     }
 
+    /// How often [`Sessions::ended`] asks the store whether a session ended elsewhere
+    /// (default one second; endings through this process wake it at once).
+    pub fn live_check_interval(mut self, interval: Duration) -> Self {
+        self.live_check = interval;
+        self
+    }
+
     /// Reads time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
@@ -437,6 +449,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             errors: self.errors,
             clock: self.clock,
             refresh_hook: None,
+            live_check: self.live_check,
             _claims: PhantomData,
         }
     }
@@ -520,6 +533,8 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
                 errors: self.errors,
                 clock: self.clock,
                 refresh_hook: self.refresh_hook,
+                endings: Endings::new(),
+                live_check: self.live_check.max(Duration::from_millis(1)),
             }),
             _claims: PhantomData,
         })
@@ -792,6 +807,9 @@ impl<St: SessionStore, C> Sessions<St, C> {
         };
         match shared.store.create(&session, shared.session_limit).await? {
             Created::Live { ended } => {
+                if ended > 0 {
+                    shared.endings.notify();
+                }
                 tracing::debug!(sub = %session.sub, sid = %session.id, ended, "session created");
                 Ok(issued)
             }
@@ -854,6 +872,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
                     ),
                     None => {
                         shared.store.revoke(&sub, &sid).await?;
+                        shared.endings.notify();
                         return Err(TokenError::UnknownUser.into());
                     }
                 }
@@ -887,6 +906,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             Rotated::Rotated => Ok(issued),
             Rotated::Forgiven => Err(TokenError::RefreshRetired.into()),
             Rotated::Reused => {
+                shared.endings.notify();
                 tracing::warn!(sub, %sid, generation, "retired refresh token presented: session ended");
                 Err(TokenError::RefreshReused.into())
             }
@@ -1092,6 +1112,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// next request on.
     pub async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
         let revoked = self.shared.store.revoke(sub, sid).await?;
+        self.shared.endings.notify();
         tracing::debug!(sub, %sid, revoked, "session revoked");
         Ok(revoked)
     }
@@ -1100,6 +1121,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// returns how many there were.
     pub async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
         let revoked = self.shared.store.revoke_all(sub).await?;
+        self.shared.endings.notify();
         tracing::debug!(sub, revoked, "all sessions revoked");
         Ok(revoked)
     }
@@ -1127,6 +1149,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             .store
             .revoke_authenticated_before(sub, time, keep_until)
             .await?;
+        shared.endings.notify();
         tracing::debug!(sub, revoked, "sessions issued before a time revoked");
         Ok(revoked)
     }
@@ -1170,6 +1193,14 @@ impl<St: SessionStore, C> Sessions<St, C> {
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.shared.clock
+    }
+
+    pub(crate) fn endings(&self) -> &Endings {
+        &self.shared.endings
+    }
+
+    pub(crate) fn live_check_interval(&self) -> Duration {
+        self.shared.live_check
     }
 
     // ===== crate-internal pieces of the request path =====

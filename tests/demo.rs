@@ -888,3 +888,70 @@ async fn cookie_logout_needs_the_same_origin_and_clears_the_cookies() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert!(set_cookies(&reply).is_empty());
 }
+
+// ===== live connections end with their session =====
+
+impl Server {
+    /// Opens `/events` with `token`; the response's body streams the events.
+    async fn events(&self, token: &str) -> hyper::Response<hyper::body::Incoming> {
+        let request = Request::get(format!("http://{}/events", self.addr))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap();
+        self.client.request(request).await.unwrap()
+    }
+}
+
+/// Reads `body` until it ends; how many events it carried and how long it took after
+/// `since`.
+async fn read_to_end(
+    mut body: hyper::body::Incoming,
+    since: &std::sync::Mutex<Option<std::time::Instant>>,
+) -> (usize, Duration) {
+    let mut events = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.unwrap();
+        if let Some(data) = frame.data_ref() {
+            events += String::from_utf8_lossy(data).matches("event: alive").count();
+        }
+    }
+    let since = since.lock().unwrap().expect("the session was ended");
+    (events, since.elapsed())
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_within_a_second_of_a_logout_on_another_instance() {
+    // Two instances sharing one allowlist (clones of a memory store share their sessions).
+    let store = MemoryStore::new();
+    let a = Server::serve(configured(store.clone())).await;
+    let b = Server::serve(configured(store)).await;
+    let token = a.token("alice", "wonderland").await;
+
+    let for_a = a.events(&token).await;
+    let for_b = b.events(&token).await;
+    assert_eq!(for_b.status(), StatusCode::OK);
+    assert_eq!(for_b.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let ended_at = Arc::new(std::sync::Mutex::new(None));
+    let (on_a, on_b) = (Arc::clone(&ended_at), Arc::clone(&ended_at));
+    let on_a = tokio::spawn(async move { read_to_end(for_a.into_body(), &on_a).await });
+    let on_b = tokio::spawn(async move { read_to_end(for_b.into_body(), &on_b).await });
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // Timed from just before the logout is sent.
+    *ended_at.lock().unwrap() = Some(std::time::Instant::now());
+    let logout = a.with_token(Method::POST, "/logout", &token).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    let (events, after) = tokio::time::timeout(Duration::from_secs(5), on_b)
+        .await
+        .expect("the stream on the other instance ended")
+        .unwrap();
+    assert!(events >= 2, "{events} events before the logout");
+    assert!(after < Duration::from_millis(1100), "ended {after:?} after the logout");
+    // On the instance that handled the logout it ends at once.
+    let (_, after) = on_a.await.unwrap();
+    assert!(after < Duration::from_millis(1100), "{after:?}");
+
+    // A logged-out token opens no stream.
+    let refused = a.events(&token).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
