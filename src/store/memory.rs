@@ -330,6 +330,20 @@ impl SessionStore for MemoryStore {
         ready(Ok(active))
     }
 
+    async fn live_until(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if !self.is_active(sub, sid, now, touch_interval).await? {
+            return Ok(None);
+        }
+        let inner = &*self.inner;
+        Ok(inner.sessions.get(sid).map(|record| record.expires_at))
+    }
+
     async fn rotate(
         &self,
         sub: &str,

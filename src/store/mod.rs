@@ -53,6 +53,7 @@ use crate::clock::unix_seconds;
 
 mod any;
 mod memory;
+pub mod near_cache;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -61,6 +62,7 @@ pub mod redis;
 pub use self::redis::RedisStore;
 pub use any::{AnyIsActive, AnyStore};
 pub use memory::MemoryStore;
+pub use near_cache::{Invalidations, NearCache, NearCacheConfig};
 
 /// A boxed error from a store backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -302,4 +304,21 @@ pub trait SessionStore: Send + Sync + 'static {
         now: u64,
         max: usize,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// [`is_active`](Self::is_active), telling also until when: `Some(end)` when session
+    /// `sid` of `sub` is live at `now` and ends at `end` (Unix seconds) unless revoked or
+    /// rotated, `None` when it is not live. A [`NearCache`] keeps the answer until `end`.
+    ///
+    /// The default answers `Some(now)` for a live session ("live now, no promise beyond"),
+    /// which a near-cache never serves from memory; stores that know the end override it.
+    fn live_until(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        let active = self.is_active(sub, sid, now, touch_interval);
+        async move { Ok(active.await?.then_some(now)) }
+    }
 }
