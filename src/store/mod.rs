@@ -57,6 +57,8 @@ pub mod near_cache;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod redis_feed;
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
@@ -157,6 +159,14 @@ pub enum StoreError {
     /// The backend answered with an error or with data it should not hold.
     #[error("the session store failed")]
     Backend(#[source] BoxError),
+    /// The backend is older than the store supports.
+    #[error("the session store needs version {minimum} or later of its server, found {found}")]
+    UnsupportedVersion {
+        /// The version the server reported.
+        found: String,
+        /// The oldest version supported.
+        minimum: &'static str,
+    },
 }
 
 /// A cap on the live sessions of one user, and what a login beyond it does.
