@@ -144,12 +144,12 @@
 //! # Memory
 //!
 //! Measured on Redis 7.0 at 100,000 sessions with a browser's user agent and an address
-//! each: about 760 bytes per session when every user has one session (two keys per user),
-//! about 470 bytes with four sessions per user. A user agent makes the metadata hash
-//! outgrow Redis' compact encoding (`hash-max-listpack-value`, 64 bytes by default); raising
-//! that setting to 512 brings the figures to about 580 and 350 bytes. Of these, the
-//! last-use field takes about 80 bytes (30 in the compact encoding), and the refresh state
-//! 40.
+//! each (growth of `used_memory`; `cargo test --features redis --test redis_failover --
+//! --ignored --nocapture memory_per_session_report`): about 1,010 bytes per session when
+//! every user has one session (four keys per user), about 550 bytes with four sessions per
+//! user. A user agent makes the metadata hash outgrow Redis' compact encoding
+//! (`hash-max-listpack-value`, 64 bytes by default); raising that setting to 512 brings the
+//! figures to about 835 and 420 bytes.
 //!
 //! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 
