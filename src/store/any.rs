@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use pin_project_lite::pin_project;
 
 use super::{
-    Created, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    Created, Liveness, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
 };
 use crate::SessionId;
 
@@ -150,14 +150,14 @@ impl SessionStore for AnyStore {
         }
     }
 
-    async fn live_until(
+    async fn liveness(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> Result<Option<u64>, StoreError> {
-        each!(self, store => store.live_until(sub, sid, now, touch_interval).await)
+    ) -> Result<Option<Liveness>, StoreError> {
+        each!(self, store => store.liveness(sub, sid, now, touch_interval).await)
     }
 
     async fn rotate(

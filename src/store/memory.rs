@@ -11,7 +11,7 @@ use aws_lc_rs::constant_time;
 use dashmap::DashMap;
 
 use super::{
-    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
 };
 use crate::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
@@ -331,18 +331,21 @@ impl SessionStore for MemoryStore {
         ready(Ok(active))
     }
 
-    async fn live_until(
+    async fn liveness(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Option<Liveness>, StoreError> {
         if !self.is_active(sub, sid, now, touch_interval).await? {
             return Ok(None);
         }
         let inner = &*self.inner;
-        Ok(inner.sessions.get(sid).map(|record| record.expires_at))
+        Ok(inner.sessions.get(sid).map(|record| Liveness {
+            until: record.expires_at,
+            last_used: record.last_used_at.load(Ordering::Relaxed),
+        }))
     }
 
     async fn rotate(

@@ -187,6 +187,15 @@ pub enum WhenFull {
     EndOldest,
 }
 
+/// What [`SessionStore::liveness`] knows of a live session (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// When it ends, unless revoked or rotated.
+    pub until: u64,
+    /// Its last recorded use.
+    pub last_used: u64,
+}
+
 /// What [`SessionStore::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -315,20 +324,27 @@ pub trait SessionStore: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
 
-    /// [`is_active`](Self::is_active), telling also until when: `Some(end)` when session
-    /// `sid` of `sub` is live at `now` and ends at `end` (Unix seconds) unless revoked or
-    /// rotated, `None` when it is not live. A [`NearCache`] keeps the answer until `end`.
+    /// [`is_active`](Self::is_active), telling also until when and since when: the
+    /// session's end and its last recorded use (after this call's touch), or `None` when it
+    /// is not live. A [`NearCache`] keeps the answer until the end, or until the next touch
+    /// is due.
     ///
-    /// The default answers `Some(now)` for a live session ("live now, no promise beyond"),
-    /// which a near-cache never serves from memory; stores that know the end override it.
-    fn live_until(
+    /// The default answers `until: now` for a live session ("live now, no promise
+    /// beyond"), which a near-cache never serves from memory; stores that know the end
+    /// override it.
+    fn liveness(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Liveness>, StoreError>> + Send {
         let active = self.is_active(sub, sid, now, touch_interval);
-        async move { Ok(active.await?.then_some(now)) }
+        async move {
+            Ok(active.await?.then_some(Liveness {
+                until: now,
+                last_used: now,
+            }))
+        }
     }
 }

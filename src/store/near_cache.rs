@@ -44,7 +44,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pin_project_lite::pin_project;
 
-use super::{Created, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError};
+use super::{
+    Created, Liveness, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+};
 use crate::SessionId;
 
 /// How a [`NearCache`] behaves.
@@ -114,13 +116,13 @@ pub struct Invalidations {
     shared: Weak<Shared>,
 }
 
-/// One cached answer: the session is live until `live_until` (Unix seconds), and was last
-/// checked in the store (and touched there) at `checked_at`.
+/// One cached answer: the session is live until `live_until` (Unix seconds), and its last
+/// use recorded in the store is `last_used`.
 #[derive(Clone)]
 struct Entry {
     sub: Arc<str>,
     live_until: u64,
-    checked_at: u64,
+    last_used: u64,
     epoch: u64,
 }
 
@@ -342,7 +344,8 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
             && entry.epoch == epoch
             && *entry.sub == *sub
             && now < entry.live_until
-            && now.saturating_sub(entry.checked_at) < touch_interval
+            // The store's touch is not due yet.
+            && now.saturating_sub(entry.last_used) < touch_interval
         {
             return NearCacheIsActive {
                 state: State::Hit {
@@ -356,14 +359,14 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         let sub: Arc<str> = sub.into();
         let sid = *sid;
         let fut = async move {
-            let live_until = inner.live_until(&sub, &sid, now, touch_interval).await?;
-            match live_until {
-                Some(live_until) if now < live_until => {
+            let liveness = inner.liveness(&sub, &sid, now, touch_interval).await?;
+            match liveness {
+                Some(Liveness { until, last_used }) if now < until => {
                     if let Some(epoch) = epoch {
                         let entry = Entry {
                             sub,
-                            live_until,
-                            checked_at: now,
+                            live_until: until,
+                            last_used,
                             epoch,
                         };
                         shared.entries.insert(sid, entry);
@@ -393,10 +396,10 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         sid: &SessionId,
         rotation: &Rotation,
     ) -> Result<Rotated, StoreError> {
+        // Its end changes: forgotten before and after, so no answer read meanwhile stays.
+        self.shared.forget(sid);
         let rotated = self.inner.rotate(sub, sid, rotation).await;
-        if !matches!(rotated, Ok(Rotated::Rotated | Rotated::Forgiven)) {
-            self.shared.forget(sid);
-        }
+        self.shared.forget(sid);
         rotated
     }
 
@@ -434,14 +437,14 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         self.inner.list(sub, now, max).await
     }
 
-    async fn live_until(
+    async fn liveness(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> Result<Option<u64>, StoreError> {
-        self.inner.live_until(sub, sid, now, touch_interval).await
+    ) -> Result<Option<Liveness>, StoreError> {
+        self.inner.liveness(sub, sid, now, touch_interval).await
     }
 }
 

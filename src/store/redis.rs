@@ -37,9 +37,10 @@
 //! - `<prefix>{<user>}:s`, a sorted set: member = the session id (its 16 raw bytes), score =
 //!   its expiry (Unix seconds). Every check compares the expiry with the time it is given,
 //!   so a session ends on time even before Redis removes it.
-//! - `<prefix>{<user>}:o`, a sorted set: the same members, scored by creation time (Unix
-//!   microseconds): the oldest session is the first created, whatever the clock's
-//!   resolution, and listings read the newest first without sorting.
+//! - `<prefix>{<user>}:o`, a sorted set: the same members, scored in the order they were
+//!   created (each login one more than the newest): the oldest session is the first
+//!   created, whatever the clocks of the instances say, and listings read the newest first
+//!   without sorting.
 //! - `<prefix>{<user>}:m`, a hash with two fields per session:
 //!   - the session id → its record, in a compact binary form: creation time, refresh state
 //!     (generation, the SHA-256 digest of the current refresh token, when it was issued),
@@ -168,7 +169,7 @@ use ::redis::io::tcp::socket2::TcpKeepalive;
 use ::redis::{ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind};
 
 use super::{
-    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
 };
 use crate::SessionId;
@@ -536,7 +537,8 @@ end
 
 /// ARGV: id, expiry, now, record, last use, limit (0 for none), `1` to end the oldest
 /// sessions at the limit (otherwise the new one is refused), the deadline (Redis' Unix
-/// milliseconds), created and authenticated (Unix microseconds), the events channel.
+/// milliseconds), created (unused: the order is the order of logins) and authenticated
+/// (Unix microseconds), the events channel.
 /// Answers `{CREATED, ended, time}`, `{CONFLICT, 0, time}` when the user has the id for
 /// another session, `{LIMIT_REACHED, 0, time}`, `{BARRED, 0, time}` or `{LATE, 0, time}`,
 /// the last having stored nothing; `time` is Redis' (Unix milliseconds).
@@ -583,7 +585,9 @@ if limit > 0 then
   end
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
+-- Creation order is the order of logins: after the newest, whatever the clocks say.
+local newest = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+redis.call('ZADD', KEYS[3], newest[2] and (tonumber(newest[2]) + 1) or 0, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4], ARGV[1] .. 'u', ARGV[5])
 expire_with_last_session()
 return {1, count, time}
@@ -600,32 +604,34 @@ const LIMIT_REACHED: i64 = 2;
 const CREATE_LATE: i64 = 3;
 const BARRED: i64 = 4;
 
-/// ARGV: id, now, touch interval. Answers the session's expiry when it is live at `now`
-/// (0 otherwise), having recorded `now` as its last use when the last recorded one is
-/// `touch interval` or more before it. No use can be due (no write happens) unless the
-/// interval is at most `now`: below that, `is_active` sends a plain `ZSCORE` instead.
+/// ARGV: id, now, touch interval. Answers `{expiry, last use}` when the session is live at
+/// `now` (`{0, 0}` otherwise), having recorded `now` as its last use when the last recorded
+/// one is `touch interval` or more before it. No use can be due (no write happens) unless
+/// the interval is at most `now`: below that, `is_active` sends a plain `ZSCORE` instead.
 ///
 /// The common case, a live session used recently, is two reads (`ZSCORE`, `HGET` of ten
-/// bytes) and no closure, table or write.
+/// bytes) and no closure, table or write. The expiry is answered as an integer (Redis
+/// would truncate a Lua number anyway; expiries are whole seconds).
 static IS_ACTIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not expiry or tonumber(expiry) <= tonumber(ARGV[2]) then
-  return 0
+local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+local now = tonumber(ARGV[2])
+if not expiry or expiry <= now then
+  return {0, 0}
 end
 local field = ARGV[1] .. 'u'
 local used = tonumber(redis.call('HGET', KEYS[2], field))
 if used then
-  if tonumber(ARGV[2]) - used < tonumber(ARGV[3]) then
-    return expiry
+  if now - used < tonumber(ARGV[3]) then
+    return {expiry, used}
   end
 elseif redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   -- No record to go with it: a new field could outlive the session.
-  return expiry
+  return {expiry, now}
 end
 redis.call('HSET', KEYS[2], field, ARGV[2])
-return expiry
+return {expiry, now}
 ",
     )
 });
@@ -663,6 +669,10 @@ if generation == ARGV[4] and digest == ARGV[5] then
   end
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
   expire_with_last_session()
+  if tonumber(ARGV[3]) < tonumber(expiry) then
+    -- It ends sooner now: what others remember of it no longer holds.
+    ended(ARGV[11], ARGV[1])
+  end
   return {1, time}
 end
 if generation == ARGV[6] and digest == ARGV[7] then
@@ -768,9 +778,10 @@ ensure_order()
 local now = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
 local sessions = {}
+local chunk = math.min(max, 128)
 local from = 0
 while #sessions < max do
-  local ids = redis.call('ZREVRANGE', KEYS[3], from, from + max - 1)
+  local ids = redis.call('ZREVRANGE', KEYS[3], from, from + chunk - 1)
   if #ids == 0 then
     break
   end
@@ -781,7 +792,7 @@ while #sessions < max do
       sessions[#sessions + 1] = {ids[i], expiry, metadata[1], metadata[2]}
     end
   end
-  from = from + max
+  from = from + chunk
 end
 return sessions
 ",
@@ -797,14 +808,14 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// [`IS_ACTIVE`]: the session's expiry when it is live at `now`.
+    /// [`IS_ACTIVE`]: the session's end and last use when it is live at `now`.
     fn expiry(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Option<Liveness>, StoreError>> + Send + 'static {
         // The future outlives `&self`: it owns a clone of the connection (a cheap handle).
         let mut connection = self.connection.clone();
         let keys = self.keys(sub);
@@ -814,7 +825,7 @@ where
         // one `ZSCORE` answers, without running a script.
         let may_touch = touch_interval <= now;
         async move {
-            let expiry: Option<f64> = if may_touch {
+            let (until, last_used): (u64, u64) = if may_touch {
                 bounded(
                     timeout,
                     IS_ACTIVE
@@ -827,18 +838,18 @@ where
                 )
                 .await?
             } else {
-                bounded(
+                let expiry: Option<f64> = bounded(
                     timeout,
                     ::redis::cmd("ZSCORE")
                         .arg(&keys.sessions)
                         .arg(&member[..])
                         .query_async(&mut connection),
                 )
-                .await?
+                .await?;
+                // No touch can be due: the last use does not matter.
+                (expiry.map_or(0, |expiry| expiry as u64), 0)
             };
-            Ok(expiry
-                .filter(|expiry| (now as f64) < *expiry)
-                .map(|expiry| expiry as u64))
+            Ok((now < until).then_some(Liveness { until, last_used }))
         }
     }
 }
@@ -906,13 +917,13 @@ where
         Box::pin(async move { Ok(expiry.await?.is_some()) })
     }
 
-    fn live_until(
+    fn liveness(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Liveness>, StoreError>> + Send {
         self.expiry(sub, sid, now, touch_interval)
     }
 
@@ -1042,7 +1053,8 @@ where
                 .key(&keys.order)
                 .key(&keys.mark)
                 .arg(now)
-                .arg(max)
+                // "All of them": more than a user can have.
+                .arg(max.min(1 << 40))
                 .invoke_async(&mut connection),
         )
         .await?;
