@@ -10,6 +10,12 @@ tower_jwt_auth::store_conformance!(memory, async { MemoryStore::new() });
 
 tower_jwt_auth::store_conformance!(any_memory, async { AnyStore::from(MemoryStore::new()) });
 
+/// One store for every test at once, as a shared backend is: each item keeps to users and
+/// session ids of its own.
+static SHARED: std::sync::LazyLock<MemoryStore> = std::sync::LazyLock::new(MemoryStore::new);
+
+tower_jwt_auth::store_conformance!(shared_memory, async { SHARED.clone() });
+
 // Against `REDIS_URL` (default: the local Redis); each test works under users of its own.
 #[cfg(feature = "redis")]
 tower_jwt_auth::store_conformance!(redis, async {

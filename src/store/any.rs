@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use pin_project_lite::pin_project;
 
 use super::{
-    Created, Liveness, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    Created, Liveness, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError,
 };
 use crate::SessionId;
 

@@ -11,8 +11,8 @@ use aws_lc_rs::constant_time;
 use dashmap::DashMap;
 
 use super::{
-    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
-    WhenFull,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError, WhenFull,
 };
 use crate::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
 use crate::{Clock, SessionId};

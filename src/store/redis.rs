@@ -169,8 +169,8 @@ use ::redis::io::tcp::socket2::TcpKeepalive;
 use ::redis::{ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind};
 
 use super::{
-    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
-    WhenFull,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError, WhenFull,
 };
 use crate::SessionId;
 use crate::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};

@@ -1,7 +1,7 @@
 //! The [store contract](crate::store), as tests any store can run (feature `testing`).
 //!
 //! Each item of the contract is an `async fn` taking a fresh store, which panics (with the
-//! item's name in the test's name) when the store breaks it. [`store_conformance!`] makes one
+//! item's name in the test's name) when the store breaks it. [`store_conformance!`](crate::store_conformance) makes one
 //! `#[test]` per item; [`run`] and the functions themselves serve other harnesses.
 //!
 //! Every item works under its own random user names and session ids, so the items can run in
@@ -43,7 +43,7 @@ use crate::store::{
 };
 
 /// Runs `test` to completion on a fresh multi-threaded Tokio runtime (two workers, every
-/// driver enabled), as each test of [`store_conformance!`] does. A panic in `test` is the
+/// driver enabled), as each test of [`store_conformance!`](crate::store_conformance) does. A panic in `test` is the
 /// test's failure.
 ///
 /// # Panics
@@ -362,7 +362,7 @@ pub async fn create_is_retry_safe_and_refuses_another_session_with_its_id<St: Se
     );
     assert_eq!(
         store.list("alice", now, ALL).await.unwrap(),
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
 
     // Another session with the same id: later, or only another refresh token.
