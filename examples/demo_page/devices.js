@@ -162,18 +162,21 @@ function row(session) {
   const tr = document.createElement("tr");
   tr.dataset.id = session.id;
   const name = cell("Device");
+  const who = document.createElement("div");
+  who.className = "who";
+  name.append(who);
   const label = document.createElement("span");
   label.className = "device";
   label.textContent = device(session.user_agent);
   label.title = session.user_agent || "";
-  name.append(label);
+  who.append(label);
   const action = cell("");
   if (session.current) {
     tr.className = "current";
     const tag = document.createElement("span");
     tag.className = "tag";
     tag.textContent = "This device";
-    name.append(tag);
+    who.append(tag);
   } else {
     const end = document.createElement("button");
     end.type = "button";
