@@ -31,7 +31,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 const LAPTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
 
-/// Two Chromiums at a time are plenty for a small machine.
+/// One test's browsers at a time: a few Chromiums are plenty for a small machine.
 static BROWSERS: Semaphore = Semaphore::const_new(1);
 
 // ===== the demo and the browser =====
@@ -51,7 +51,8 @@ async fn start_demo(
 /// A program from `variable`, or the first of `names` on `PATH`.
 fn program(variable: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(variable) {
-        return Some(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
