@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower_jwt_auth::store::{AnyStore, MemoryStore};
-use tower_jwt_auth::{Keys, Sessions, SessionsBuilder};
+use tower_jwt_auth::{Keys, Login, Sessions, SessionsBuilder};
 
 const SECRET: &[u8] = b"a browser test secret of 32+ bytes!!";
 /// How long the page may take to show what a step expects.
@@ -456,7 +456,7 @@ async fn a_form_posted_from_another_port_of_the_host_does_not_log_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_login_shows_an_error_and_no_token_reaches_scripts() {
-    let (base, _sessions) = start_demo(|b| b).await;
+    let (base, sessions) = start_demo(|b| b).await;
     let mut driver = Driver::start().await;
     let device = driver.device(LAPTOP, false).await;
     device.goto(&base).await;
@@ -480,6 +480,25 @@ async fn a_failed_login_shows_an_error_and_no_token_reaches_scripts() {
     assert!(!reachable.contains(&token), "{reachable}");
     // No JWT of any kind (their header always starts so).
     assert!(!reachable.contains("eyJ"), "{reachable}");
+
+    // A user agent is text, never markup.
+    let hostile = "<img id=injected src=/nothing>";
+    sessions
+        .issue(Login::new("alice").user_agent(hostile))
+        .await
+        .unwrap();
+    device.goto(&base).await;
+    device.wait_for_rows(2).await;
+    assert_eq!(
+        device
+            .eval("return document.querySelector('#injected') === null;")
+            .await,
+        json!(true)
+    );
+    let shown = device
+        .eval("return document.querySelector('table#sessions').textContent;")
+        .await;
+    assert!(shown.as_str().unwrap().contains(hostile), "{shown}");
     device.close().await;
 }
 

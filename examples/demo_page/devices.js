@@ -84,9 +84,15 @@ function schedule() {
  * and try again; a session that has ended shows the sign-in form.
  */
 async function authed(method, path) {
-  let response = await send(method, path);
-  if (response.status === 401 && (await refresh(true))) {
+  let response;
+  try {
     response = await send(method, path);
+    if (response.status === 401 && (await refresh(true))) {
+      response = await send(method, path);
+    }
+  } catch {
+    trouble("The server cannot be reached. Try again in a moment.");
+    return null;
   }
   if (response.status === 401) {
     signedOut("This device was signed out. Sign in again.");
@@ -106,6 +112,16 @@ function signedOut(notice) {
   $("#notice").hidden = !notice;
   $("#sessions tbody").replaceChildren();
   $("#user").textContent = "";
+}
+
+/** A passing problem (server down, store unavailable): said where the user is looking. */
+function trouble(message) {
+  if ($("#signed-in").hidden) {
+    signedOut(message);
+  } else {
+    $("#status").textContent = message;
+    $("#status").hidden = false;
+  }
 }
 
 function showError(message) {
@@ -203,13 +219,14 @@ async function load() {
   const list = await authed("GET", "/sessions");
   if (!list) return;
   if (!me.ok || !list.ok) {
-    signedOut(`The server answered ${me.ok ? list.status : me.status}. Try again later.`);
+    trouble(`The server answered ${me.ok ? list.status : me.status}. Try again in a moment.`);
     return;
   }
   const user = (await me.json()).sub;
   const { sessions } = await list.json();
   $("#user").textContent = user;
   $("#sessions tbody").replaceChildren(...sessions.map(row));
+  $("#status").hidden = true;
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
 }
@@ -222,7 +239,9 @@ async function endSession(id, button) {
 
 async function logout(path) {
   const response = await authed("POST", path);
-  if (response) signedOut(response.ok ? "You are signed out." : "");
+  if (!response) return;
+  if (response.ok) signedOut("You are signed out.");
+  else trouble(`The server answered ${response.status}. Try again in a moment.`);
 }
 
 async function login(event) {
