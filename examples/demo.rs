@@ -27,6 +27,7 @@
 //! | `POST /logout/all`      | 204: every session of the user ends |
 //! | `GET /events`           | `text/event-stream`, an event a second, ending within 1 s of the session's end |
 //! | `GET /health`           | 200 `ok` |
+//! | `GET /`                 | the "your devices" page (tokens in `HttpOnly` cookies) |
 //!
 //! A user has at most 10 live sessions; an 11th login ends the oldest.
 
@@ -53,6 +54,9 @@ use tower_jwt_auth::store::{AnyStore, MemoryStore, SessionStore, WhenFull};
 use tower_jwt_auth::{
     AuthError, Claims, Keys, Login, ResolveError, SessionId, Sessions, SessionsBuilder, resolve_fn,
 };
+
+#[path = "demo_page/mod.rs"]
+mod page;
 
 /// Any error that ends the demo.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -191,6 +195,7 @@ pub fn app(sessions: DemoSessions) -> Router {
         .route("/logout", post_service(sessions.logout_service()))
         .route("/logout/all", post_service(sessions.logout_all_service()))
         .route("/health", get(|| async { "ok" }))
+        .merge(page::routes())
         .with_state(sessions)
 }
 
