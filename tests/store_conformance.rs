@@ -16,13 +16,22 @@ static SHARED: std::sync::LazyLock<MemoryStore> = std::sync::LazyLock::new(Memor
 
 tower_jwt_auth::store_conformance!(shared_memory, async { SHARED.clone() });
 
-// Against `REDIS_URL` (default: the local Redis); each test works under users of its own.
+#[cfg(feature = "redis")]
+mod support;
+
+/// `REDIS_URL`, or a `redis-server` of these tests' own, kept for the whole run (each test
+/// works under users of its own).
+#[cfg(feature = "redis")]
+fn redis_url() -> String {
+    static REDIS: std::sync::OnceLock<support::TestRedis> = std::sync::OnceLock::new();
+    REDIS.get_or_init(support::TestRedis::get).url().to_owned()
+}
+
 #[cfg(feature = "redis")]
 tower_jwt_auth::store_conformance!(redis, async {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    tower_jwt_auth::store::RedisStore::connect(&url)
+    tower_jwt_auth::store::RedisStore::connect(&redis_url())
         .await
-        .expect("these tests need Redis: set REDIS_URL")
+        .expect("Redis at REDIS_URL or the tests' own answers")
 });
 
 // A near-cache passes the contract too: over the memory store with a feed that stays
@@ -40,10 +49,10 @@ tower_jwt_auth::store_conformance!(near_cache_memory, async {
 tower_jwt_auth::store_conformance!(near_cache_redis, async {
     use tower_jwt_auth::store::redis::redis::Client;
     use tower_jwt_auth::store::{NearCacheConfig, RedisStore};
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let url = redis_url();
     let store = RedisStore::connect(&url)
         .await
-        .expect("these tests need Redis: set REDIS_URL");
+        .expect("Redis at REDIS_URL or the tests' own answers");
     let feed = Client::open(url.as_str()).expect("a Redis URL");
     let store = store.near_cache(feed, NearCacheConfig::default());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
