@@ -44,6 +44,14 @@ pub enum AnyStore {
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     Redis(super::RedisStore),
+    /// [`PostgresStore`](super::PostgresStore).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    Postgres(super::PostgresStore),
+    /// [`SqliteStore`](super::SqliteStore).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    Sqlite(super::SqliteStore),
 }
 
 impl From<MemoryStore> for AnyStore {
@@ -56,6 +64,20 @@ impl From<MemoryStore> for AnyStore {
 impl From<super::RedisStore> for AnyStore {
     fn from(store: super::RedisStore) -> Self {
         Self::Redis(store)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<super::PostgresStore> for AnyStore {
+    fn from(store: super::PostgresStore) -> Self {
+        Self::Postgres(store)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<super::SqliteStore> for AnyStore {
+    fn from(store: super::SqliteStore) -> Self {
+        Self::Sqlite(store)
     }
 }
 
@@ -97,6 +119,10 @@ macro_rules! each {
             AnyStore::Memory($inner) => $call,
             #[cfg(feature = "redis")]
             AnyStore::Redis($inner) => $call,
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres($inner) => $call,
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sqlite($inner) => $call,
         }
     };
 }
@@ -121,6 +147,18 @@ impl SessionStore for AnyStore {
             },
             #[cfg(feature = "redis")]
             Self::Redis(store) => AnyIsActive {
+                inner: Inner::Boxed {
+                    fut: store.is_active(sub, sid, now, touch_interval),
+                },
+            },
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => AnyIsActive {
+                inner: Inner::Boxed {
+                    fut: store.is_active(sub, sid, now, touch_interval),
+                },
+            },
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(store) => AnyIsActive {
                 inner: Inner::Boxed {
                     fut: store.is_active(sub, sid, now, touch_interval),
                 },

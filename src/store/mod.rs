@@ -2,7 +2,9 @@
 //!
 //! A token is accepted only while its session is in the store and unexpired, so the store,
 //! not the signature alone, decides. [`MemoryStore`] serves one process with no set-up; the
-//! Redis store (feature `redis`) shares one allowlist between many instances.
+//! Redis store (feature `redis`) and the PostgreSQL store (feature `postgres`) share one
+//! allowlist between many instances; the SQLite store (feature `sqlite`) keeps one
+//! instance's sessions across restarts.
 //!
 //! What every store guarantees:
 //! - `create` refuses an id the user has already for another session
@@ -53,12 +55,24 @@ use crate::clock::unix_seconds;
 
 mod any;
 mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(feature = "sql")]
+mod sql;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 pub use any::{AnyIsActive, AnyStore};
 pub use memory::MemoryStore;
 
