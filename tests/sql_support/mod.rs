@@ -190,6 +190,26 @@ impl PgServer {
         }
     }
 
+    /// Freezes (`-STOP`) or thaws (`-CONT`) the server and its backends: connections stay
+    /// open but nothing answers.
+    pub fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_owned();
+        let children = Command::new("pgrep").args(["-P", &pid]).output().unwrap();
+        let mut pids = vec![pid];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+        let status = Command::new("kill")
+            .arg(signal)
+            .args(&pids)
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pids:?} failed");
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -214,6 +234,15 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
+        // A frozen server must thaw to hear the stop.
+        if let Ok(pid) = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            && let Some(pid) = pid.lines().next()
+        {
+            let _ = Command::new("pkill")
+                .args(["-CONT", "-P", pid.trim()])
+                .status();
+            let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
+        }
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("pg_ctl"))
