@@ -5,7 +5,8 @@
 //! - `auth/select_1_postgres`: a bare `SELECT 1` on the PostgreSQL store's own pool;
 //! - `auth/layer_hs256_postgres`: a request through the layer, PostgreSQL store holding
 //!   10,000 sessions;
-//! - `auth/select_1_sqlite`: a bare `SELECT 1` on a pool on the same SQLite file;
+//! - `auth/select_1_sqlite`: a bare `SELECT 1` on a pool like the store's readers, on the
+//!   same SQLite file;
 //! - `auth/layer_hs256_sqlite`: a request through the layer, SQLite store of 10,000 sessions.
 //!
 //! Each iteration presents the token of another live session (1,000 of them spread over the
@@ -51,10 +52,15 @@ async fn schema(name: &str) -> PgConnectOptions {
     let mut connection = PgConnection::connect(&url)
         .await
         .expect("the SQL bench needs PostgreSQL: set DATABASE_URL");
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+        format!("CREATE SCHEMA {name}"),
+    ] {
+        sqlx::query(&statement)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
     PgConnectOptions::from_str(&url)
         .unwrap()
         .options([("search_path", name)])
@@ -196,7 +202,9 @@ fn bench(c: &mut Criterion) {
     });
     let sqlite_pool = runtime.block_on(
         SqlitePoolOptions::new()
-            .max_connections(1)
+            // As the store's readers: four connections, no ping before each use.
+            .max_connections(4)
+            .test_before_acquire(false)
             .connect(&format!("sqlite://{}", dir.join("sessions.db").display())),
     );
     let sqlite_pool = sqlite_pool.unwrap();

@@ -32,6 +32,10 @@
 //! a hang. Broken connections are dropped and new ones opened on demand, so the store
 //! recovers by itself once the database is back.
 //!
+//! The statement timeout travels in the connection's `options` startup parameter: behind
+//! PgBouncer, list `options` in its `ignore_startup_parameters` and set `statement_timeout`
+//! on the role instead (the client-side bound holds either way).
+//!
 //! # Atomicity
 //! Writes that count or bar a user's sessions (`create`, `revoke_authenticated_before`)
 //! run in a transaction holding a per-user advisory lock, so counting and adding are one
