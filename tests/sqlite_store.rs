@@ -81,3 +81,45 @@ async fn the_files_never_hold_a_token() {
         }
     }
 }
+
+/// Two stores on one file stand for two processes: their writes wait for each other (busy
+/// timeout, `BEGIN IMMEDIATE`) and the limit holds across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_count_the_limit_together() {
+    use tower_jwt_auth::SessionId;
+    use tower_jwt_auth::clock::from_unix_seconds;
+    use tower_jwt_auth::store::{Created, Session, SessionLimit, SessionStore, WhenFull};
+
+    let dir = TempDir::new("two-stores");
+    let path = dir.path().join("sessions.db");
+    let one = SqliteStore::open(&path).await.unwrap();
+    one.migrate().await.unwrap();
+    let two = SqliteStore::open(&path).await.unwrap();
+    let now = sql_support::unix_now();
+    let limit = Some(SessionLimit {
+        max: 4,
+        when_full: WhenFull::RefuseNew,
+    });
+    let tasks: Vec<_> = (0..20u128)
+        .map(|n| {
+            let store = if n % 2 == 0 { one.clone() } else { two.clone() };
+            tokio::spawn(async move {
+                let session = Session::new(
+                    SessionId::from_bytes(n.to_be_bytes()),
+                    "alice",
+                    from_unix_seconds(now),
+                    from_unix_seconds(now + 100),
+                );
+                store.create(&session, limit).await.unwrap()
+            })
+        })
+        .collect();
+    let mut live = 0;
+    for task in tasks {
+        if let Created::Live { .. } = task.await.unwrap() {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 4);
+    assert_eq!(two.list("alice", now, 100).await.unwrap().len(), 4);
+}
