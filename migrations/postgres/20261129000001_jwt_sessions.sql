@@ -13,6 +13,7 @@ CREATE TABLE jwt_sessions (
     last_used_at       bigint NOT NULL,
     user_agent         text,
     address            inet,
+    -- The 64 bits of an unsigned count: past 2^63 it reads as negative here.
     refresh_generation bigint NOT NULL,
     refresh_digest     bytea  NOT NULL CHECK (octet_length(refresh_digest) = 32),
     refresh_rotated_at bigint NOT NULL
@@ -23,8 +24,8 @@ CREATE INDEX jwt_sessions_by_user ON jwt_sessions (sub, seq);
 -- The sweep of expired sessions.
 CREATE INDEX jwt_sessions_by_expiry ON jwt_sessions (expires_at);
 
--- Per user, the "not before" mark: no session authenticated before `not_before`
--- (microseconds) is created while the mark is kept (until `keep_until`, seconds).
+-- Per user, the "not before" mark: no session authenticated before `not_before` is
+-- created while the mark is kept (until `keep_until`); both in microseconds.
 CREATE TABLE jwt_session_marks (
     sub        text   PRIMARY KEY,
     not_before bigint NOT NULL,

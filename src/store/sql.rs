@@ -58,6 +58,17 @@ pub(super) fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// A refresh generation as stored: all 64 bits kept (the databases never compare
+/// generations, the stores do), so every `u64` round-trips.
+pub(super) fn generation(value: u64) -> i64 {
+    i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// A stored refresh generation back.
+pub(super) fn from_generation(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
 /// A stored integer back as the unsigned value it was written from.
 pub(super) fn unsigned(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| bad_data("a negative time or generation"))
@@ -131,7 +142,7 @@ impl Row {
             user_agent: self.user_agent,
             address,
             refresh: RefreshState {
-                generation: unsigned(self.refresh_generation)?,
+                generation: from_generation(self.refresh_generation),
                 digest: digest(self.refresh_digest)?,
                 rotated_at: unsigned(self.refresh_rotated_at)?,
             },
@@ -162,7 +173,7 @@ impl Existing {
         self.sub == session.sub
             && self.created_at == micros(session.created_at)
             && self.authenticated_at == micros(session.authenticated_at)
-            && self.refresh_generation == int(session.refresh.generation)
+            && self.refresh_generation == generation(session.refresh.generation)
             && self.refresh_digest == session.refresh.digest
     }
 }
@@ -275,6 +286,13 @@ mod tests {
             step(&current, &rotation(u64::MAX, 7, 8, 1_001, 60)),
             Step::Reused
         );
+    }
+
+    #[test]
+    fn generations_keep_all_their_bits() {
+        for value in [0, 1, u64::MAX - 1, u64::MAX, 1 << 63] {
+            assert_eq!(from_generation(generation(value)), value);
+        }
     }
 
     #[test]

@@ -348,7 +348,7 @@ impl Inner {
             return Ok(Rotated::Unknown);
         }
         let state = RefreshState {
-            generation: sql::unsigned(generation)?,
+            generation: sql::from_generation(generation),
             digest: sql::digest(digest)?,
             rotated_at: sql::unsigned(rotated_at)?,
         };
@@ -360,7 +360,7 @@ impl Inner {
                      last_used_at = max(last_used_at, $4) WHERE id = $1",
                 )
                 .bind(id)
-                .bind(int(state.generation.saturating_add(1)))
+                .bind(sql::generation(state.generation.saturating_add(1)))
                 .bind(&rotation.next_digest[..])
                 .bind(int(rotation.now))
                 .bind(int(rotation.expires_at))
@@ -419,7 +419,7 @@ impl Inner {
         )
         .bind(sub)
         .bind(before)
-        .bind(int(unix_seconds(keep_until)))
+        .bind(micros(keep_until))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -455,24 +455,28 @@ impl Inner {
     }
 
     async fn sweep(&self, now: u64) -> Result<u64, StoreError> {
+        let now_micros = int(now.saturating_mul(1_000_000));
         let now = int(now);
         let mut swept = 0;
-        for (statement, counted) in [
+        // Sessions end in seconds, marks in microseconds.
+        for (statement, until, counted) in [
             (
                 "DELETE FROM jwt_sessions WHERE id IN \
                  (SELECT id FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2)",
+                now,
                 true,
             ),
             (
                 "DELETE FROM jwt_session_marks WHERE sub IN \
                  (SELECT sub FROM jwt_session_marks WHERE keep_until <= $1 LIMIT $2)",
+                now_micros,
                 false,
             ),
         ] {
             loop {
                 let done = bounded(self.timeout, async {
                     sqlx::query(statement)
-                        .bind(now)
+                        .bind(until)
                         .bind(sql::SWEEP_BATCH)
                         .execute(&self.writer)
                         .await
@@ -526,7 +530,7 @@ async fn create_in(
          WHERE sub = $1 AND keep_until > $2 AND not_before > $3)",
     )
     .bind(sub)
-    .bind(now)
+    .bind(micros(session.created_at))
     .bind(micros(session.authenticated_at))
     .fetch_one(&mut **tx)
     .await
@@ -573,7 +577,7 @@ async fn create_in(
     .bind(int(unix_seconds(session.last_used_at)))
     .bind(session.user_agent.as_deref())
     .bind(session.address.map(|address| address.to_string()))
-    .bind(int(session.refresh.generation))
+    .bind(sql::generation(session.refresh.generation))
     .bind(&session.refresh.digest[..])
     .bind(int(session.refresh.rotated_at))
     .execute(&mut **tx)

@@ -40,6 +40,34 @@ pub fn unique_name(test: &str) -> String {
     )
 }
 
+/// A migrated SQLite store on a file of its own, in a directory this test process keeps
+/// until the next run (which removes the directories of processes that are gone).
+#[cfg(feature = "sqlite")]
+pub async fn sqlite_file_store() -> tower_jwt_auth::store::SqliteStore {
+    const PREFIX: &str = "tja-sqlite-tests-";
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(PREFIX)
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_file(&file);
+    let store = tower_jwt_auth::store::SqliteStore::open(file)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
 /// A directory of its own under the system's temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -274,6 +302,39 @@ mod postgres {
             Ok(url) if url.starts_with("postgres") => url,
             _ => "postgres://postgres@127.0.0.1:5432/test".into(),
         }
+    }
+
+    /// The schema the conformance items share (they work under users of their own): one per
+    /// version of the schema, so that a changed migration never meets an old one.
+    fn shared_schema() -> String {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        include_str!("../../migrations/postgres/20261129000001_jwt_sessions.sql").hash(&mut hasher);
+        format!("tja_conformance_{:016x}", hasher.finish())
+    }
+
+    /// A migrated store in the shared schema, created if missing.
+    pub async fn shared_pg_store() -> PostgresStore {
+        let shared = shared_schema();
+        let shared = shared.as_str();
+        let url = pg_url();
+        let mut connection = PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|error| panic!("{error}: {HOW_TO_FIX}"));
+        // Items start at once: a concurrent creation of the schema may fail; it exists then.
+        let _ = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {shared}"))
+            .execute(&mut connection)
+            .await;
+        let _ = connection.close().await;
+        let options = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .options([("search_path", shared)]);
+        let store = PostgresStore::builder()
+            .connect_with(options)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
     }
 
     /// A schema of one test's own, dropped (with its tables) on drop.
