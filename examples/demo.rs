@@ -11,6 +11,9 @@
 //!   with the same `JWT_SECRET` share them; otherwise they live in this process's memory.
 //! - `NEAR_CACHE=1` (with `REDIS_URL`): answers of Redis kept in this process until an
 //!   ending event says otherwise (`store::NearCache`).
+//! - `DATABASE_URL`: `postgres://…` with `--features postgres` (demo processes with the same
+//!   `JWT_SECRET` share the sessions) or `sqlite://path/to/file.db` with `--features sqlite`
+//!   (sessions survive a restart); the tables are created at start.
 //!
 //! Users: `alice` / `wonderland` (scope `profile`), `bob` / `builder` (scope `profile admin`).
 //!
@@ -91,7 +94,7 @@ async fn run() -> Result<(), BoxError> {
     serve(listener, policy(Sessions::builder(keys, store)).build()?).await
 }
 
-/// The store `REDIS_URL` names, or memory.
+/// The store `REDIS_URL` or `DATABASE_URL` names, or memory.
 async fn store_from_env() -> Result<AnyStore, BoxError> {
     if let Ok(url) = std::env::var("REDIS_URL") {
         #[cfg(feature = "redis")]
@@ -112,8 +115,39 @@ async fn store_from_env() -> Result<AnyStore, BoxError> {
              (run with --features redis); sessions stay in this process's memory"
         );
     }
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        match sql_store(&url).await? {
+            Some(store) => return Ok(store),
+            None => eprintln!(
+                "demo: DATABASE_URL is ignored: this build has no store for it (run with \
+                 --features postgres for postgres://, --features sqlite for sqlite://); \
+                 sessions stay in this process's memory"
+            ),
+        }
+    }
     println!("sessions: in memory");
     Ok(MemoryStore::new().into())
+}
+
+/// The SQL store `url` names (`postgres://…`, `sqlite://…`), its tables created; `None`
+/// when this build has no store for it. The URL is never printed: it may hold a password.
+pub async fn sql_store(url: &str) -> Result<Option<AnyStore>, BoxError> {
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = tower_jwt_auth::store::PostgresStore::connect(url).await?;
+        store.migrate().await?;
+        println!("sessions: PostgreSQL");
+        return Ok(Some(store.into()));
+    }
+    #[cfg(feature = "sqlite")]
+    if url.starts_with("sqlite:") {
+        let store = tower_jwt_auth::store::SqliteStore::connect(url).await?;
+        store.migrate().await?;
+        println!("sessions: SQLite");
+        return Ok(Some(store.into()));
+    }
+    let _ = url;
+    Ok(None)
 }
 
 /// The demo's session policy, the same on every store. It serves plain HTTP, so its

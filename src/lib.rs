@@ -15,8 +15,10 @@
 //! - [`JwtAuthLayer`] / [`JwtAuth`]: the middleware, for any `Service<http::Request<B>>`.
 //! - [`LogoutService`] / [`LogoutAllService`] / [`RefreshService`]: leaf services for the
 //!   logout and refresh routes; [`token_response`] writes login answers.
-//! - [`store`]: the [`SessionStore`](store::SessionStore) trait, the in-memory store, and
-//!   the Redis store (feature `redis`) for several instances.
+//! - [`store`]: the [`SessionStore`](store::SessionStore) trait, the in-memory store, the
+//!   Redis (feature `redis`) and PostgreSQL (feature `postgres`) stores for several
+//!   instances, and the SQLite store (feature `sqlite`) for one that keeps its sessions
+//!   across restarts.
 //! - [`axum`](mod@crate::axum): extractors for axum handlers (feature `axum`, on by default).
 //!
 //! # Quick start

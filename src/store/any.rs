@@ -49,6 +49,14 @@ pub enum AnyStore {
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     NearRedis(super::NearCache<super::RedisStore>),
+    /// [`PostgresStore`](super::PostgresStore).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    Postgres(super::PostgresStore),
+    /// [`SqliteStore`](super::SqliteStore).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    Sqlite(super::SqliteStore),
 }
 
 impl From<MemoryStore> for AnyStore {
@@ -68,6 +76,20 @@ impl From<super::RedisStore> for AnyStore {
 impl From<super::NearCache<super::RedisStore>> for AnyStore {
     fn from(store: super::NearCache<super::RedisStore>) -> Self {
         Self::NearRedis(store)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<super::PostgresStore> for AnyStore {
+    fn from(store: super::PostgresStore) -> Self {
+        Self::Postgres(store)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<super::SqliteStore> for AnyStore {
+    fn from(store: super::SqliteStore) -> Self {
+        Self::Sqlite(store)
     }
 }
 
@@ -114,6 +136,10 @@ macro_rules! each {
             AnyStore::Redis($inner) => $call,
             #[cfg(feature = "redis")]
             AnyStore::NearRedis($inner) => $call,
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres($inner) => $call,
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sqlite($inner) => $call,
         }
     };
 }
@@ -145,6 +171,18 @@ impl SessionStore for AnyStore {
             #[cfg(feature = "redis")]
             Self::NearRedis(store) => AnyIsActive {
                 inner: Inner::Near {
+                    fut: store.is_active(sub, sid, now, touch_interval),
+                },
+            },
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => AnyIsActive {
+                inner: Inner::Boxed {
+                    fut: store.is_active(sub, sid, now, touch_interval),
+                },
+            },
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(store) => AnyIsActive {
+                inner: Inner::Boxed {
                     fut: store.is_active(sub, sid, now, touch_interval),
                 },
             },

@@ -2,7 +2,9 @@
 //!
 //! A token is accepted only while its session is in the store and unexpired, so the store,
 //! not the signature alone, decides. [`MemoryStore`] serves one process with no set-up; the
-//! Redis store (feature `redis`) shares one allowlist between many instances.
+//! Redis store (feature `redis`) and the PostgreSQL store (feature `postgres`) share one
+//! allowlist between many instances; the SQLite store (feature `sqlite`) keeps one
+//! instance's sessions across restarts.
 //!
 //! What every store guarantees:
 //! - `create` refuses an id the user has already for another session
@@ -59,9 +61,21 @@ pub mod near_cache;
 pub mod redis;
 #[cfg(feature = "redis")]
 mod redis_feed;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 pub use any::{AnyIsActive, AnyStore};
 pub use memory::MemoryStore;
 pub use near_cache::{Invalidations, NearCache, NearCacheConfig};
