@@ -17,6 +17,9 @@
 //!   logout and refresh routes; [`token_response`] writes login answers.
 //! - [`store`]: the [`SessionStore`](store::SessionStore) trait, the in-memory store, and
 //!   the Redis store (feature `redis`) for several instances.
+//! - [`ForwardIdentityLayer`]: for gateways, the verified identity as `x-auth-*` headers
+//!   for the upstream, and nothing the client sent under those names.
+//! - [`GrpcErrors`]: refusals as gRPC statuses, for tonic and other gRPC servers.
 //! - [`axum`](mod@crate::axum): extractors for axum handlers (feature `axum`, on by default).
 //!
 //! # Quick start
@@ -72,6 +75,8 @@ pub mod cookies;
 pub mod devices;
 pub mod error;
 mod extract;
+pub mod forward;
+pub mod grpc;
 pub mod keys;
 pub mod live;
 pub mod logout;
@@ -88,6 +93,8 @@ pub use auth::{AuthBody, JwtAuth, JwtAuthLayer};
 pub use claims::{Claims, InvalidSessionId, SessionId};
 pub use clock::{Clock, ManualClock};
 pub use error::{AuthError, ErrorHandler, JsonErrors, RefusedRequest, RequestError, TokenError};
+pub use forward::{ForwardIdentity, ForwardIdentityLayer};
+pub use grpc::GrpcErrors;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyError, Keys};
 pub use logout::{LogoutAllService, LogoutService};
