@@ -49,10 +49,10 @@ async fn main() -> Result<(), BoxError> {
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: String::new(),
         });
-        if let Some(token) = token {
-            if let Ok(value) = format!("Bearer {token}").parse() {
-                request.metadata_mut().insert("authorization", value);
-            }
+        if let Some(token) = token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request.metadata_mut().insert("authorization", value);
         }
         request
     };
