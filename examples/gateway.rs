@@ -28,7 +28,8 @@
 //!
 //! An upstream that cannot be reached is answered with 502; one that has not answered
 //! (status and headers) within the timeout, with 504. A body the upstream then streams is
-//! passed on as it comes.
+//! passed on as it comes; one that stalls for longer than the timeout between two chunks is
+//! cut off (the client sees the connection end before the body did), never left hanging.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -59,7 +60,7 @@ use tower_jwt_auth::{ForwardIdentity, JwtAuth, Keys, Sessions};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a forwarded answer: the upstream's, streamed, or the gateway's own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<IdleTimeout, Full<Bytes>>;
 
 /// The whole gateway: hop-by-hop headers removed, then authentication and the identity
 /// headers, then the proxy.
@@ -339,7 +340,7 @@ impl ProxyShared {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Either::Left(body))
+                Response::from_parts(parts, Either::Left(IdleTimeout::new(body, self.timeout)))
             }
             Ok(Err(error)) => {
                 let cause = std::error::Error::source(&error)
@@ -358,6 +359,59 @@ impl ProxyShared {
                 "the upstream did not answer in time",
             ),
         }
+    }
+}
+
+/// The upstream's body, ended with an error when no chunk comes for `idle`.
+pub struct IdleTimeout {
+    body: Incoming,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The upstream's body stopped coming.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream's body stalled for {0:?}")]
+pub struct Stalled(Duration);
+
+impl IdleTimeout {
+    fn new(body: Incoming, idle: Duration) -> Self {
+        Self {
+            body,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl http_body::Body for IdleTimeout {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)))
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Stalled(this.idle).into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

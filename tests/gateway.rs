@@ -54,23 +54,41 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
-type EchoBody = http_body_util::Either<Incoming, Full<Bytes>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type EchoBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+fn boxed<B>(body: B) -> EchoBody
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
 
 async fn echo(request: Request<Incoming>) -> Result<Response<EchoBody>, Infallible> {
-    use http_body_util::Either::{Left, Right};
     match request.uri().path() {
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(10)).await;
-            Ok(Response::new(Right(Full::from("late"))))
+            Ok(Response::new(boxed(Full::from("late"))))
         }
-        "/stream" => Ok(Response::new(Left(request.into_body()))),
+        "/stream" => Ok(Response::new(boxed(request.into_body()))),
+        "/stall" => {
+            // The head and one chunk, then nothing for a minute.
+            let (sender, body) = mpsc::channel(1);
+            tokio::spawn(async move {
+                let _ = sender.send(Bytes::from_static(b"begun")).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(sender);
+            });
+            Ok(Response::new(boxed(Chunks(body))))
+        }
         "/hop" => Ok(Response::builder()
             .header(header::CONNECTION, "x-upstream-hop")
             .header("x-upstream-hop", "1")
             .header("keep-alive", "timeout=5")
             .header("proxy-authenticate", "Basic")
             .header("x-kept", "1")
-            .body(Right(Full::from("hop")))
+            .body(boxed(Full::from("hop")))
             .unwrap()),
         _ => {
             let method = request.method().to_string();
@@ -92,7 +110,7 @@ async fn echo(request: Request<Incoming>) -> Result<Response<EchoBody>, Infallib
                 "headers": headers,
                 "body": String::from_utf8_lossy(&body),
             });
-            Ok(Response::new(Right(Full::from(reply.to_string()))))
+            Ok(Response::new(boxed(Full::from(reply.to_string()))))
         }
     }
 }
@@ -589,6 +607,30 @@ async fn bodies_stream_through_both_ways() {
         .unwrap()
         .to_bytes();
     assert_eq!(rest, "second");
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_cut_off_not_left_hanging() {
+    let setup = Setup::start(Duration::from_millis(300)).await;
+    let (token, _) = setup.login("alice", "wonderland").await;
+    let request = Request::get(format!("http://{}/stall", setup.gateway))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::default())
+        .unwrap();
+    let response = setup.client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "begun");
+    let started = Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("the stalled body ends within the timeout");
+    assert!(
+        rest.is_err(),
+        "a cut-off body must not pass for a complete one"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
