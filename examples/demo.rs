@@ -9,6 +9,8 @@
 //!   die with the process).
 //! - `REDIS_URL`: with `--features redis`, sessions live in Redis and several demo processes
 //!   with the same `JWT_SECRET` share them; otherwise they live in this process's memory.
+//! - `NEAR_CACHE=1` (with `REDIS_URL`): answers of Redis kept in this process until an
+//!   ending event says otherwise (`store::NearCache`).
 //!
 //! Users: `alice` / `wonderland` (scope `profile`), `bob` / `builder` (scope `profile admin`).
 //!
@@ -91,6 +93,12 @@ async fn store_from_env() -> Result<AnyStore, BoxError> {
         #[cfg(feature = "redis")]
         {
             let store = tower_jwt_auth::store::RedisStore::connect(&url).await?;
+            if std::env::var("NEAR_CACHE").is_ok_and(|value| value == "1") {
+                let feed = tower_jwt_auth::store::redis::redis::Client::open(url.as_str())?;
+                let config = tower_jwt_auth::store::NearCacheConfig::default();
+                println!("sessions: Redis at {url}, with a near-cache");
+                return Ok(store.near_cache(feed, config).into());
+            }
             println!("sessions: Redis at {url}");
             return Ok(store.into());
         }

@@ -379,7 +379,38 @@ async fn two_demo_instances_on_one_redis_share_sessions() {
     };
     let a = Server::serve(configured(store().await)).await;
     let b = Server::serve(configured(store().await)).await;
+    share_sessions(&a, &b).await;
+}
 
+/// The same with a near-cache on each instance (`NEAR_CACHE=1`): a logout on one is
+/// refused by the other's cache at the next request.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_demo_instances_with_near_caches_share_sessions() {
+    use tower_jwt_auth::store::redis::redis::Client;
+    use tower_jwt_auth::store::{NearCacheConfig, RedisStore};
+
+    let redis = support::TestRedis::get();
+    let prefix = support::unique_prefix("two_near_caches");
+    let store = || async {
+        let store = RedisStore::connect(redis.url())
+            .await
+            .unwrap()
+            .prefix(prefix.clone());
+        let feed = Client::open(redis.url()).unwrap();
+        let store = store.near_cache(feed, NearCacheConfig::default());
+        while !store.is_trusted() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        store
+    };
+    let a = Server::serve(configured(store().await)).await;
+    let b = Server::serve(configured(store().await)).await;
+    share_sessions(&a, &b).await;
+}
+
+#[cfg(feature = "redis")]
+async fn share_sessions(a: &Server, b: &Server) {
     let token = a.token("alice", "wonderland").await;
     assert_eq!(
         b.with_token(Method::GET, "/me", &token).await.status,

@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use pin_project_lite::pin_project;
 
 use super::{
-    Created, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
+    Created, Liveness, MemoryStore, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError,
 };
 use crate::SessionId;
 
@@ -44,6 +45,10 @@ pub enum AnyStore {
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     Redis(super::RedisStore),
+    /// [`RedisStore`](super::RedisStore) behind a [`NearCache`](super::NearCache).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    NearRedis(super::NearCache<super::RedisStore>),
 }
 
 impl From<MemoryStore> for AnyStore {
@@ -56,6 +61,13 @@ impl From<MemoryStore> for AnyStore {
 impl From<super::RedisStore> for AnyStore {
     fn from(store: super::RedisStore) -> Self {
         Self::Redis(store)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<super::NearCache<super::RedisStore>> for AnyStore {
+    fn from(store: super::NearCache<super::RedisStore>) -> Self {
+        Self::NearRedis(store)
     }
 }
 
@@ -76,6 +88,8 @@ pin_project! {
         Memory { #[pin] fut: <MemoryStore as SessionStore>::IsActive },
         // A network store's, boxed by that store.
         Boxed { #[pin] fut: Boxed },
+        // A near-cache's: inline on a hit.
+        Near { #[pin] fut: super::near_cache::NearCacheIsActive },
     }
 }
 
@@ -86,6 +100,7 @@ impl Future for AnyIsActive {
         match self.project().inner.project() {
             InnerProj::Memory { fut } => fut.poll(cx),
             InnerProj::Boxed { fut } => fut.poll(cx),
+            InnerProj::Near { fut } => fut.poll(cx),
         }
     }
 }
@@ -97,6 +112,8 @@ macro_rules! each {
             AnyStore::Memory($inner) => $call,
             #[cfg(feature = "redis")]
             AnyStore::Redis($inner) => $call,
+            #[cfg(feature = "redis")]
+            AnyStore::NearRedis($inner) => $call,
         }
     };
 }
@@ -125,7 +142,23 @@ impl SessionStore for AnyStore {
                     fut: store.is_active(sub, sid, now, touch_interval),
                 },
             },
+            #[cfg(feature = "redis")]
+            Self::NearRedis(store) => AnyIsActive {
+                inner: Inner::Near {
+                    fut: store.is_active(sub, sid, now, touch_interval),
+                },
+            },
         }
+    }
+
+    async fn liveness(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Result<Option<Liveness>, StoreError> {
+        each!(self, store => store.liveness(sub, sid, now, touch_interval).await)
     }
 
     async fn rotate(

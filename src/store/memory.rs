@@ -11,8 +11,8 @@ use aws_lc_rs::constant_time;
 use dashmap::DashMap;
 
 use super::{
-    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
-    WhenFull,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError, WhenFull,
 };
 use crate::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
 use crate::{Clock, SessionId};
@@ -76,8 +76,9 @@ struct User {
     not_before: Option<Mark>,
 }
 
-/// A user's "not before" mark: no session authenticated before `before` (Unix
-/// microseconds) is created; kept until `keep_until` (Unix seconds).
+/// A user's "not before" mark: no session authenticated before `before` is created; kept
+/// until `keep_until`. Both in Unix microseconds, so that the mark bars to the very end it
+/// was given (a whole second would end it up to a second early).
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     before: u64,
@@ -85,7 +86,7 @@ struct Mark {
 }
 
 impl User {
-    /// Whether the entry holds nothing worth keeping at `now`.
+    /// Whether the entry holds nothing worth keeping at `now` (Unix microseconds).
     fn is_spent(&self, now: u64) -> bool {
         self.ids.is_empty() && self.not_before.is_none_or(|mark| mark.keep_until <= now)
     }
@@ -169,7 +170,7 @@ impl MemoryStore {
             let before = user.ids.len();
             self.inner.drop_expired(&mut user.ids, now);
             dropped += before - user.ids.len();
-            !user.is_spent(now)
+            !user.is_spent(now.saturating_mul(1_000_000))
         });
         dropped
     }
@@ -268,7 +269,7 @@ impl SessionStore for MemoryStore {
             };
         }
         if let Some(mark) = user.not_before
-            && mark.keep_until > now
+            && mark.keep_until > unix_micros(session.created_at)
             && unix_micros(session.authenticated_at) < mark.before
         {
             return Ok(Created::Barred);
@@ -328,6 +329,23 @@ impl SessionStore for MemoryStore {
             live
         });
         ready(Ok(active))
+    }
+
+    async fn liveness(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Result<Option<Liveness>, StoreError> {
+        if !self.is_active(sub, sid, now, touch_interval).await? {
+            return Ok(None);
+        }
+        let inner = &*self.inner;
+        Ok(inner.sessions.get(sid).map(|record| Liveness {
+            until: record.expires_at,
+            last_used: record.last_used_at.load(Ordering::Relaxed),
+        }))
     }
 
     async fn rotate(
@@ -428,7 +446,7 @@ impl SessionStore for MemoryStore {
     ) -> Result<u64, StoreError> {
         let inner = &*self.inner;
         let before = unix_micros(before);
-        let keep_until = unix_seconds(keep_until);
+        let keep_until = unix_micros(keep_until);
         let mut user = inner.users.entry(Arc::from(sub)).or_default();
         let mark = user.not_before.get_or_insert(Mark { before, keep_until });
         mark.before = mark.before.max(before);
@@ -562,5 +580,21 @@ mod tests {
             .collect();
         // Created in that order, whatever their clocks said.
         assert_eq!(ids, [id(2), id(1)]);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_keeps_a_mark_until_its_end() {
+        let store = MemoryStore::new();
+        let keep_until = from_unix_micros(10_500_000);
+        store
+            .revoke_authenticated_before("alice", t(5), keep_until)
+            .await
+            .unwrap();
+        let mut barred = Session::new(id(1), "alice", t(10), t(100));
+        barred.authenticated_at = t(4);
+        store.sweep(10);
+        assert_eq!(store.create(&barred, None).await.unwrap(), Created::Barred);
+        store.sweep(11);
+        assert!(store.inner.users.is_empty(), "the mark ended at 10.5 s");
     }
 }

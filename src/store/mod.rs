@@ -53,14 +53,18 @@ use crate::clock::unix_seconds;
 
 mod any;
 mod memory;
+pub mod near_cache;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod redis_feed;
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 pub use any::{AnyIsActive, AnyStore};
 pub use memory::MemoryStore;
+pub use near_cache::{Invalidations, NearCache, NearCacheConfig};
 
 /// A boxed error from a store backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -155,6 +159,14 @@ pub enum StoreError {
     /// The backend answered with an error or with data it should not hold.
     #[error("the session store failed")]
     Backend(#[source] BoxError),
+    /// The backend is older than the store supports.
+    #[error("the session store needs version {minimum} or later of its server, found {found}")]
+    UnsupportedVersion {
+        /// The version the server reported.
+        found: String,
+        /// The oldest version supported.
+        minimum: &'static str,
+    },
 }
 
 /// A cap on the live sessions of one user, and what a login beyond it does.
@@ -173,6 +185,15 @@ pub enum WhenFull {
     RefuseNew,
     /// The oldest sessions (by creation) end to make room.
     EndOldest,
+}
+
+/// What [`SessionStore::liveness`] knows of a live session (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// When it ends, unless revoked or rotated.
+    pub until: u64,
+    /// Its last recorded use.
+    pub last_used: u64,
 }
 
 /// What [`SessionStore::create`] did.
@@ -302,4 +323,28 @@ pub trait SessionStore: Send + Sync + 'static {
         now: u64,
         max: usize,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// [`is_active`](Self::is_active), telling also until when and since when: the
+    /// session's end and its last recorded use (after this call's touch), or `None` when it
+    /// is not live. A [`NearCache`] keeps the answer until the end, or until the next touch
+    /// is due.
+    ///
+    /// The default answers `until: now` for a live session ("live now, no promise
+    /// beyond"), which a near-cache never serves from memory; stores that know the end
+    /// override it.
+    fn liveness(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> impl Future<Output = Result<Option<Liveness>, StoreError>> + Send {
+        let active = self.is_active(sub, sid, now, touch_interval);
+        async move {
+            Ok(active.await?.then_some(Liveness {
+                until: now,
+                last_used: now,
+            }))
+        }
+    }
 }

@@ -31,27 +31,32 @@
 //!
 //! # Data model
 //!
-//! Each user has two keys under one [hash tag], so that every operation touches a single
+//! Each user has four keys under one [hash tag], so that every operation touches a single
 //! cluster slot:
 //!
 //! - `<prefix>{<user>}:s`, a sorted set: member = the session id (its 16 raw bytes), score =
 //!   its expiry (Unix seconds). Every check compares the expiry with the time it is given,
 //!   so a session ends on time even before Redis removes it.
+//! - `<prefix>{<user>}:o`, a sorted set: the same members, scored in the order they were
+//!   created (each login one more than the newest): the oldest session is the first
+//!   created, whatever the clocks of the instances say, and listings read the newest first
+//!   without sorting.
 //! - `<prefix>{<user>}:m`, a hash with two fields per session:
 //!   - the session id → its record, in a compact binary form: creation time, refresh state
 //!     (generation, the SHA-256 digest of the current refresh token, when it was issued),
-//!     address and user agent. Records of version 1, written before refresh tokens, read as
-//!     generation 0 with an all-zero digest (which no refresh token has), issued at
-//!     creation; a rotation rewrites them as version 2.
+//!     authentication time, address and user agent. Records written by earlier versions
+//!     (creation in seconds; before that, no refresh state) are still read.
 //!   - the session id followed by `u` → its last use (Unix seconds, in decimal), apart from
 //!     the record so that the check on every request reads ten bytes, not the whole record.
+//! - `<prefix>{<user>}:n`, a string: the user's "not before" mark (Unix microseconds), set
+//!   by [`revoke_authenticated_before`](SessionStore::revoke_authenticated_before) and
+//!   expiring when it is no longer needed.
 //!
 //! [`is_active`](SessionStore::is_active), on every request, is one round trip. With a
 //! touch interval longer than the time since the epoch (`u64::MAX`, say: no use is ever
 //! recorded) it is a plain `ZSCORE`. Otherwise it is a script that reads the expiry and the
 //! last use (`ZSCORE`, `HGET`) and writes the last use (`HSET`) only when the interval has
-//! passed; a session written by version 1, which has no last-use field yet, gets one on its
-//! first check.
+//! passed.
 //!
 //! The user id is escaped (`%` → `%25`, `{` → `%7B`, `}` → `%7D`; the empty id is written
 //! `%`), so ids holding any characters can neither break the hash tag nor share keys with
@@ -59,22 +64,50 @@
 //!
 //! Every change is a single Lua script (run by `EVALSHA`, loaded on first use), so it is
 //! atomic:
-//! - creating a session also drops the user's expired sessions, refuses an id the user has
-//!   already, and applies the [`SessionLimit`]: counting the live
-//!   sessions, refusing the login or ending the oldest (by creation, then id) are the same
-//!   step as adding the session;
+//! - creating a session also drops the user's expired sessions, checks the "not before"
+//!   mark, refuses an id the user has already for another session (the very same session
+//!   again, a retry whose answer was lost, is answered as the first time), and applies the
+//!   [`SessionLimit`]: counting the live sessions, refusing the login or ending the first
+//!   created are the same step as adding the session;
 //! - rotating a refresh token compares the presented generation and digest with the stored
-//!   ones and, in the same step, installs the next ones, forgives a token retired within the
-//!   grace period, or ends the session; of concurrent rotations with one token, exactly one
+//!   ones and, in the same step, installs the next ones, answers a retry of a rotation that
+//!   took effect as it did the first time, forgives a token retired within the grace
+//!   period, or ends the session; of concurrent rotations with one token, exactly one
 //!   rotates;
-//! - recording a use, revoking one session, all of a user's, or those created before a time.
+//! - recording a use, revoking one session, all of a user's, or those authenticated before
+//!   a time (raising the mark in the same step).
 //!
 //! Ids are checked for uniqueness per user only, as a check across users would touch other
 //! slots; session ids are 128 random bits, so two users never draw the same one in practice.
-//! Both keys expire at the latest expiry of their sessions, so a user's keys disappear with
+//! The keys expire at the latest expiry of their sessions, so a user's keys disappear with
 //! their last session. Key expiry follows the Redis server's clock while session expiry
 //! follows the time the store is given: run both on real, synchronised time. Only session
-//! ids, their metadata and refresh-token digests reach Redis, never a token.
+//! ids, their metadata and refresh-token digests reach Redis, never a token. Redis 7.0 or
+//! later is required ([`connect`](RedisStore::connect) checks it).
+//!
+//! # What a call costs
+//!
+//! With `n` the user's sessions (at most the session limit: 100 unless configured):
+//!
+//! | call | Redis work |
+//! |---|---|
+//! | `is_active` (every request) | O(1): `ZSCORE`, and `HGET` (+ `HSET` once per touch interval) |
+//! | `create` (login) | O(log n) plus the expired sessions it drops and the oldest it ends |
+//! | `rotate` (refresh) | O(log n) |
+//! | `revoke` (logout) | O(log n) |
+//! | `revoke_all` | O(n), one `DEL` |
+//! | `revoke_authenticated_before` | O(n): every record of the user is read |
+//! | `list(max)` | O(max + expired sessions skipped) |
+//!
+//! # Events
+//!
+//! Every script that ends sessions publishes on the channel `<prefix>ended`
+//! ([`RedisStore::events_channel`]), in the same atomic step: `S` followed by the 16 bytes of
+//! the session id when one session ended (logout, the session limit ending the oldest,
+//! refresh-token reuse), `U` followed by the user id when several may have (logout-all,
+//! revocation by time). Expiry publishes nothing: a session's end is known in advance.
+//! [`Ended::parse`] reads them; a [`NearCache`](super::NearCache) fed by
+//! [`RedisStore::near_cache`] lives on them.
 //!
 //! # Failures
 //!
@@ -91,9 +124,11 @@
 //! A timeout does not cancel a command that Redis has not run yet (a paused or overloaded
 //! server runs it once it can). Logouts may land late, which does no harm; logins and
 //! refresh-token rotations must not, so their scripts carry a deadline, half the timeout
-//! after they are sent, and do nothing when Redis runs them past it (checked with Redis'
-//! `TIME` against this machine's clock: keep both synchronised, as key expiry needs
-//! anyway). A login or refresh answered 503 has therefore left nothing behind, and the
+//! after they are sent, and do nothing when Redis runs them past it. The deadline is
+//! expressed in Redis' own time: the store measures Redis' clock against its own with
+//! `TIME` before its first login, and again from every login and refresh answer (each
+//! carries Redis' time), so a skew between the clocks neither fails logins nor disables the
+//! check. A login or refresh answered 503 has therefore left nothing behind, and the
 //! client can retry it with the same credentials or refresh token.
 //!
 //! # Persistence
@@ -110,12 +145,12 @@
 //! # Memory
 //!
 //! Measured on Redis 7.0 at 100,000 sessions with a browser's user agent and an address
-//! each: about 760 bytes per session when every user has one session (two keys per user),
-//! about 470 bytes with four sessions per user. A user agent makes the metadata hash
-//! outgrow Redis' compact encoding (`hash-max-listpack-value`, 64 bytes by default); raising
-//! that setting to 512 brings the figures to about 580 and 350 bytes. Of these, the
-//! last-use field takes about 80 bytes (30 in the compact encoding), and the refresh state
-//! 40.
+//! each (growth of `used_memory`; `cargo test --features redis --test redis_failover --
+//! --ignored --nocapture memory_per_session_report`): about 1,010 bytes per session when
+//! every user has one session (four keys per user), about 550 bytes with four sessions per
+//! user. A user agent makes the metadata hash outgrow Redis' compact encoding
+//! (`hash-max-listpack-value`, 64 bytes by default); raising that setting to 512 brings the
+//! figures to about 835 and 420 bytes.
 //!
 //! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 
@@ -123,8 +158,9 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use ::redis;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -133,10 +169,11 @@ use ::redis::io::tcp::socket2::TcpKeepalive;
 use ::redis::{ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind};
 
 use super::{
-    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
-    WhenFull,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError, WhenFull,
 };
 use crate::SessionId;
+use crate::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
 
 /// The key prefix when none is set.
 const DEFAULT_PREFIX: &str = "tja:";
@@ -147,6 +184,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Scores are doubles: integers above 2^53 would not come back as written.
 const MAX_EXPIRY: u64 = 1 << 53;
+
+/// The oldest Redis the scripts run on: they use `PEXPIREAT … GT` (7.0).
+pub const MINIMUM_REDIS_VERSION: (u32, u32) = (7, 0);
+
+/// Not yet measured: see [`RedisStore::clock_offset`].
+const OFFSET_UNKNOWN: i64 = i64::MIN;
 
 /// The session store on Redis, shared by every instance that uses the same Redis and
 /// prefix.
@@ -159,21 +202,27 @@ pub struct RedisStore<C = ConnectionManager> {
     connection: C,
     prefix: Arc<str>,
     timeout: Duration,
+    /// Redis' clock minus this machine's, in milliseconds, as last measured (or
+    /// [`OFFSET_UNKNOWN`]); shared by clones.
+    offset: Arc<AtomicI64>,
+    /// Added to this machine's clock: a test's way to simulate skew.
+    skew: i64,
 }
 
 impl RedisStore {
     /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`, or
     /// `rediss://` with a TLS feature of the `redis` crate) through a [`ConnectionManager`]
-    /// that reconnects by itself, retrying with backoff capped at one second.
+    /// that reconnects by itself, retrying with backoff capped at one second, and checks
+    /// that the server is Redis 7.0 or later.
     ///
     /// The socket is set up for failing fast: no Nagle delay, keepalive probes, and on
     /// Linux a 5 s `TCP_USER_TIMEOUT`, so a connection into a network black hole is dropped
     /// (and replaced) instead of waiting for the kernel's retransmissions for many minutes.
     ///
     /// Fails with [`StoreError::Unavailable`] when Redis cannot be reached within a few
-    /// seconds, and [`StoreError::Backend`] when the URL is invalid. To configure the
-    /// connection otherwise, build the [`ConnectionManager`] yourself and use
-    /// [`new`](Self::new).
+    /// seconds, [`StoreError::UnsupportedVersion`] on a Redis older than 7.0, and
+    /// [`StoreError::Backend`] when the URL is invalid. To configure the connection
+    /// otherwise, build the [`ConnectionManager`] yourself and use [`new`](Self::new).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let info = url.into_connection_info().map_err(classify)?;
         let tcp = TcpSettings::default()
@@ -191,7 +240,9 @@ impl RedisStore {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(classify)?;
-        Ok(Self::new(connection))
+        let store = Self::new(connection);
+        store.check_version().await?;
+        Ok(store)
     }
 }
 
@@ -200,7 +251,7 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     /// A store on an existing connection, with the default prefix (`tja:`) and timeout
-    /// (300 ms).
+    /// (300 ms). Call [`check_version`](Self::check_version) to check the server.
     ///
     /// The connection should reconnect by itself, as a [`ConnectionManager`] or a cluster
     /// connection does; a plain multiplexed connection stays broken once Redis drops it.
@@ -209,6 +260,8 @@ where
             connection,
             prefix: Arc::from(DEFAULT_PREFIX),
             timeout: DEFAULT_TIMEOUT,
+            offset: Arc::new(AtomicI64::new(OFFSET_UNKNOWN)),
+            skew: 0,
         }
     }
 
@@ -233,13 +286,96 @@ where
         &self.prefix
     }
 
+    /// The channel every ending of a session is published on: `<prefix>ended`. See the
+    /// [module docs](crate::store::redis#events).
+    pub fn events_channel(&self) -> String {
+        format!("{}ended", self.prefix)
+    }
+
     /// The connection, for running your own commands on it.
     pub fn connection(&self) -> &C {
         &self.connection
     }
 
+    /// Checks that the server is Redis 7.0 or later ([`StoreError::UnsupportedVersion`]
+    /// otherwise). [`connect`](RedisStore::connect) does it.
+    pub async fn check_version(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let info: String = bounded(
+            self.timeout,
+            ::redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut connection),
+        )
+        .await?;
+        supported(&info)
+    }
+
+    /// Makes this machine's clock look `skew` ahead (positive) or behind (negative) to the
+    /// store, as a Redis clock that far behind or ahead would: for testing that logins do
+    /// not depend on synchronised clocks.
+    #[doc(hidden)]
+    pub fn simulate_clock_skew(mut self, skew_millis: i64) -> Self {
+        self.skew = skew_millis;
+        self
+    }
+
     fn keys(&self, sub: &str) -> UserKeys {
         UserKeys::new(&self.prefix, sub)
+    }
+
+    /// This machine's time, in Unix milliseconds.
+    fn local_millis(&self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(now.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.skew)
+    }
+
+    /// Redis' clock minus this machine's, measured with `TIME` the first time and then
+    /// from every login and refresh answer (each carries Redis' time).
+    async fn clock_offset(&self) -> Result<i64, StoreError> {
+        let offset = self.offset.load(Ordering::Relaxed);
+        if offset != OFFSET_UNKNOWN {
+            return Ok(offset);
+        }
+        let mut connection = self.connection.clone();
+        let (seconds, micros): (i64, i64) = bounded(
+            self.timeout,
+            ::redis::cmd("TIME").query_async(&mut connection),
+        )
+        .await?;
+        self.learn_time(seconds.saturating_mul(1000).saturating_add(micros / 1000));
+        Ok(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Records Redis' time (Unix milliseconds) as read just now.
+    fn learn_time(&self, redis_millis: i64) {
+        let offset = redis_millis.saturating_sub(self.local_millis());
+        self.offset
+            .store(offset.max(OFFSET_UNKNOWN + 1), Ordering::Relaxed);
+    }
+
+    /// The instant, on Redis' clock (Unix milliseconds), after which a login or a rotation
+    /// sent now must not be applied: half the timeout from now, so that an answer sent just
+    /// before it still has the other half to arrive before the caller gives up.
+    ///
+    /// A command Redis could not run in time (paused, overloaded) is not cancelled by the
+    /// caller's timeout: Redis runs it once it can. A late login would leave a session
+    /// nobody holds a token for; a late rotation would retire the refresh token a client is
+    /// about to retry with, and the retry would look like theft. Both scripts check this
+    /// deadline against Redis' own clock and do nothing when late. The deadline is in
+    /// Redis' time (this machine's plus the measured offset), so it holds whatever the skew
+    /// between the two clocks.
+    async fn deadline(&self) -> Result<i64, StoreError> {
+        let offset = self.clock_offset().await?;
+        let half = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
+        Ok(self
+            .local_millis()
+            .saturating_add(offset)
+            .saturating_add(half))
     }
 }
 
@@ -249,6 +385,8 @@ impl<C: Clone> Clone for RedisStore<C> {
             connection: self.connection.clone(),
             prefix: Arc::clone(&self.prefix),
             timeout: self.timeout,
+            offset: Arc::clone(&self.offset),
+            skew: self.skew,
         }
     }
 }
@@ -262,19 +400,66 @@ impl<C> fmt::Debug for RedisStore<C> {
     }
 }
 
+// ===== events =====
+
+/// One message on the [events channel](RedisStore::events_channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended<'a> {
+    /// `S` and the 16 bytes of a session id: that session ended.
+    Session(SessionId),
+    /// `U` and a user id: some or all of that user's sessions ended.
+    User(&'a str),
+    /// `H` and a tag: a heartbeat, published by a near-cache's feed to prove its
+    /// subscription.
+    Heartbeat(&'a [u8]),
+}
+
+impl<'a> Ended<'a> {
+    /// Reads a message; `None` when it is none of the above.
+    pub fn parse(payload: &'a [u8]) -> Option<Self> {
+        match payload.split_first()? {
+            (b'S', id) => Some(Self::Session(SessionId::from_bytes(id.try_into().ok()?))),
+            (b'U', sub) => Some(Self::User(std::str::from_utf8(sub).ok()?)),
+            (b'H', tag) => Some(Self::Heartbeat(tag)),
+            _ => None,
+        }
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Publishes a heartbeat with `tag` on the events channel.
+    pub(crate) async fn publish_heartbeat(&self, tag: &[u8]) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut message = Vec::with_capacity(tag.len() + 1);
+        message.push(b'H');
+        message.extend_from_slice(tag);
+        let _receivers: i64 = bounded(
+            self.timeout,
+            ::redis::cmd("PUBLISH")
+                .arg(self.events_channel())
+                .arg(message)
+                .query_async(&mut connection),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 // ===== impl SessionStore =====
 
-// The scripts keep two fields per session in the metadata hash: the session id (its record,
-// see `encode_record`) and the session id followed by `u` (its last use, in decimal).
+// Per user (see the module docs): KEYS[1] the expiries, KEYS[2] the records and last uses,
+// KEYS[3] the creation order, KEYS[4] the "not before" mark; the events channel is the last
+// ARGV of every script that ends sessions.
 
 /// Lua shared by the scripts that read records or change expiries. Kept out of the script
 /// `is_active` runs on every request, which would otherwise build these closures each time.
 const RECORD_LUA: &str = r"
--- Whether Redis runs this after `deadline` (Unix milliseconds): the caller has given up by
--- then and answered 503, so a login or a rotation must not take effect behind its back.
-local function late(deadline)
+local function now_ms()
   local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(deadline)
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
 
 local function u64(bytes, at)
@@ -285,110 +470,127 @@ local function u64(bytes, at)
   return n
 end
 
--- The parts of a record: creation time, refresh generation, digest and rotation time (as
--- bytes), and what follows them; nothing when it is not a record. Version 1 had no refresh
--- state: generation 0, an all-zero digest, rotated when created.
+-- The parts of a record: its version, creation time, refresh generation, digest and
+-- rotation time (as bytes), and what follows them; nothing when it is not a record.
+-- Version 3 keeps creation in microseconds (then authentication, address, user agent),
+-- version 2 in seconds; version 1 had no refresh state: generation 0, an all-zero digest,
+-- rotated when created.
 local function parts(record)
   if not record then
     return nil
   end
   local version = string.byte(record, 1)
-  if version == 2 and #record >= 57 then
-    return string.sub(record, 2, 9), string.sub(record, 10, 17), string.sub(record, 18, 49),
-      string.sub(record, 50, 57), string.sub(record, 58)
+  if (version == 3 and #record >= 65) or (version == 2 and #record >= 57) then
+    return version, string.sub(record, 2, 9), string.sub(record, 10, 17),
+      string.sub(record, 18, 49), string.sub(record, 50, 57), string.sub(record, 58)
   elseif version == 1 and #record >= 17 then
     local created = string.sub(record, 2, 9)
-    return created, string.rep('\0', 8), string.rep('\0', 32), created, string.sub(record, 18)
+    return 2, created, string.rep('\0', 8), string.rep('\0', 32), created, string.sub(record, 18)
   end
   return nil
 end
 
--- The creation time of a record, or -1 when it is not one (so it goes first).
-local function created_at(record)
-  local created = parts(record)
-  if created then
-    return u64(created, 1)
+-- When a record was created and authenticated (Unix microseconds); -1 when it is not one.
+local function times(record)
+  local version, created, _, _, _, rest = parts(record)
+  if not version then
+    return -1, -1
   end
-  return -1
-end
-
--- Oldest first: by creation, then by id, byte by byte (string `<` follows the server's
--- locale, so it is not used).
-local function older(a, b)
-  if a[1] ~= b[1] then
-    return a[1] < b[1]
+  if version == 3 then
+    return u64(created, 1), u64(rest, 1)
   end
-  local x, y = a[2], b[2]
-  for i = 1, math.min(#x, #y) do
-    local p, q = string.byte(x, i), string.byte(y, i)
-    if p ~= q then
-      return p < q
-    end
-  end
-  return #x < #y
+  local micros = u64(created, 1) * 1000000
+  return micros, micros
 end
 
 local function forget(id)
   redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[2], id, id .. 'u')
 end
 
--- Both keys live as long as the user's last session.
+local function ended(channel, id)
+  redis.call('PUBLISH', channel, 'S' .. id)
+end
+
+-- Sessions written before the creation order was kept join it, once.
+local function ensure_order()
+  if redis.call('ZCARD', KEYS[3]) < redis.call('ZCARD', KEYS[1]) then
+    local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+    for i = 1, #ids do
+      local created = times(redis.call('HGET', KEYS[2], ids[i]))
+      redis.call('ZADD', KEYS[3], 'NX', created, ids[i])
+    end
+  end
+end
+
+-- The keys live as long as the user's last session.
 local function expire_with_last_session()
   local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
   if last[2] then
     redis.call('EXPIREAT', KEYS[1], last[2])
     redis.call('EXPIREAT', KEYS[2], last[2])
+    redis.call('EXPIREAT', KEYS[3], last[2])
   end
 end
 ";
 
-/// KEYS: the sessions, the metadata. ARGV: id, expiry, now, record, last use, limit (0 for
-/// none), `1` to end the oldest sessions at the limit (otherwise the new one is refused),
-/// the deadline. Answers `{CREATED, ended}`, `{CONFLICT, 0}` when the user has the id
-/// (unexpired at `now`), `{LIMIT_REACHED, 0}` or `{LATE, 0}`, having stored nothing.
+/// ARGV: id, expiry, now, record, last use, limit (0 for none), `1` to end the oldest
+/// sessions at the limit (otherwise the new one is refused), the deadline (Redis' Unix
+/// milliseconds), created (unused: the order is the order of logins) and authenticated
+/// (Unix microseconds), the events channel.
+/// Answers `{CREATED, ended, time}`, `{CONFLICT, 0, time}` when the user has the id for
+/// another session, `{LIMIT_REACHED, 0, time}`, `{BARRED, 0, time}` or `{LATE, 0, time}`,
+/// the last having stored nothing; `time` is Redis' (Unix milliseconds).
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             RECORD_LUA,
             r"
-if late(ARGV[8]) then
-  return {3, 0}
+local time = now_ms()
+if time > tonumber(ARGV[8]) then
+  return {3, 0, time}
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-if #expired > 0 then
-  for i = 1, #expired do
-    redis.call('HDEL', KEYS[2], expired[i], expired[i] .. 'u')
+for i = 1, #expired do
+  forget(expired[i])
+end
+local existing = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if existing then
+  -- The very same session again is a retry whose answer was lost.
+  if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[4] then
+    return {1, 0, time}
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+  return {0, 0, time}
 end
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  return {0, 0}
+local mark = redis.call('GET', KEYS[4])
+if mark and tonumber(ARGV[10]) < tonumber(mark) then
+  return {4, 0, time}
 end
-local ended = 0
+ensure_order()
+local count = 0
 local limit = tonumber(ARGV[6])
 if limit > 0 then
   local over = redis.call('ZCARD', KEYS[1]) - limit + 1
   if over > 0 then
     if ARGV[7] ~= '1' then
-      return {2, 0}
+      return {2, 0, time}
     end
-    local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-    local sessions = {}
-    for i = 1, #ids do
-      sessions[i] = {created_at(redis.call('HGET', KEYS[2], ids[i])), ids[i]}
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
+    for i = 1, #oldest do
+      forget(oldest[i])
+      ended(ARGV[11], oldest[i])
     end
-    table.sort(sessions, older)
-    for i = 1, over do
-      forget(sessions[i][2])
-    end
-    ended = over
+    count = #oldest
   end
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+-- Creation order is the order of logins: after the newest, whatever the clocks say.
+local newest = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+redis.call('ZADD', KEYS[3], newest[2] and (tonumber(newest[2]) + 1) or 0, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4], ARGV[1] .. 'u', ARGV[5])
 expire_with_last_session()
-return {1, ended}
+return {1, count, time}
 ",
         ]
         .concat(),
@@ -400,61 +602,66 @@ const CREATED: i64 = 1;
 const CONFLICT: i64 = 0;
 const LIMIT_REACHED: i64 = 2;
 const CREATE_LATE: i64 = 3;
+const BARRED: i64 = 4;
 
-/// KEYS: the sessions, the metadata. ARGV: id, now, touch interval. Answers 1 when the
-/// session is live at `now`, having recorded `now` as its last use when the last recorded
+/// ARGV: id, now, touch interval. Answers `{expiry, last use}` when the session is live at
+/// `now` (`{0, 0}` otherwise), having recorded `now` as its last use when the last recorded
 /// one is `touch interval` or more before it. No use can be due (no write happens) unless
 /// the interval is at most `now`: below that, `is_active` sends a plain `ZSCORE` instead.
 ///
 /// The common case, a live session used recently, is two reads (`ZSCORE`, `HGET` of ten
-/// bytes) and no closure, table or write.
+/// bytes) and no closure, table or write. The expiry is answered as an integer (Redis
+/// would truncate a Lua number anyway; expiries are whole seconds).
 static IS_ACTIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not expiry or tonumber(expiry) <= tonumber(ARGV[2]) then
-  return 0
+local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+local now = tonumber(ARGV[2])
+if not expiry or expiry <= now then
+  return {0, 0}
 end
 local field = ARGV[1] .. 'u'
 local used = tonumber(redis.call('HGET', KEYS[2], field))
 if used then
-  if tonumber(ARGV[2]) - used < tonumber(ARGV[3]) then
-    return 1
+  if now - used < tonumber(ARGV[3]) then
+    return {expiry, used}
   end
 elseif redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   -- No record to go with it: a new field could outlive the session.
-  return 1
+  return {expiry, now}
 end
 redis.call('HSET', KEYS[2], field, ARGV[2])
-return 1
+return {expiry, now}
 ",
     )
 });
 
-/// KEYS: the sessions, the metadata. ARGV: id, now, the new expiry, the presented
-/// generation (8 bytes, big-endian) and digest, the next generation (8 bytes) and digest,
-/// now (8 bytes), the grace period, the deadline. Generations and digests are compared as
-/// bytes. Answers one of the `ROTATE_*` codes.
+/// ARGV: id, now, the new expiry, the presented generation (8 bytes, big-endian) and
+/// digest, the next generation (8 bytes) and digest, now (8 bytes), the grace period, the
+/// deadline, the events channel. Generations and digests are compared as bytes. Answers
+/// `{code, time}`: one of the `ROTATE_*` codes and Redis' time (Unix milliseconds).
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             RECORD_LUA,
             r"
-if late(ARGV[10]) then
-  return 4
+local time = now_ms()
+if time > tonumber(ARGV[10]) then
+  return {4, time}
 end
 local now = tonumber(ARGV[2])
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not expiry or tonumber(expiry) <= now then
-  return 0
+  return {0, time}
 end
-local created, generation, digest, rotated_at, rest = parts(redis.call('HGET', KEYS[2], ARGV[1]))
-if not created then
-  return -1
+local version, created, generation, digest, rotated_at, rest =
+  parts(redis.call('HGET', KEYS[2], ARGV[1]))
+if not version then
+  return {-1, time}
 end
 if generation == ARGV[4] and digest == ARGV[5] then
-  -- '\2': the record version written by `encode_record`.
-  redis.call('HSET', KEYS[2], ARGV[1], '\2' .. created .. ARGV[6] .. ARGV[7] .. ARGV[8] .. rest)
+  redis.call('HSET', KEYS[2], ARGV[1],
+    string.char(version) .. created .. ARGV[6] .. ARGV[7] .. ARGV[8] .. rest)
   local field = ARGV[1] .. 'u'
   local used = tonumber(redis.call('HGET', KEYS[2], field))
   if not used or used < now then
@@ -462,13 +669,22 @@ if generation == ARGV[4] and digest == ARGV[5] then
   end
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
   expire_with_last_session()
-  return 1
+  if tonumber(ARGV[3]) < tonumber(expiry) then
+    -- It ends sooner now: what others remember of it no longer holds.
+    ended(ARGV[11], ARGV[1])
+  end
+  return {1, time}
+end
+if generation == ARGV[6] and digest == ARGV[7] then
+  -- This very rotation took effect already: a retry whose answer was lost.
+  return {1, time}
 end
 if generation == ARGV[6] and now < u64(rotated_at, 1) + tonumber(ARGV[9]) then
-  return 2
+  return {2, time}
 end
 forget(ARGV[1])
-return 3
+ended(ARGV[11], ARGV[1])
+return {3, time}
 ",
         ]
         .concat(),
@@ -483,69 +699,160 @@ const ROTATE_REUSED: i64 = 3;
 const ROTATE_LATE: i64 = 4;
 const ROTATE_MALFORMED: i64 = -1;
 
-/// KEYS: the sessions, the metadata. ARGV: id. Returns 1 when the session existed.
+/// ARGV: id, the events channel. Returns 1 when the session existed.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1], ARGV[1] .. 'u')
+if removed > 0 then
+  redis.call('PUBLISH', ARGV[2], 'S' .. ARGV[1])
+end
 return removed
 ",
     )
 });
 
-/// KEYS: the sessions, the metadata. Returns how many sessions there were.
+/// ARGV: the events channel, the user. Returns how many sessions there were.
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local count = redis.call('ZCARD', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if count > 0 then
+  redis.call('PUBLISH', ARGV[1], 'U' .. ARGV[2])
+end
 return count
 ",
     )
 });
 
-/// KEYS: the sessions, the metadata. ARGV: a time. Ends the sessions created before it, and
-/// any without a readable record (as `revoke_all` would); returns how many.
-static REVOKE_CREATED_BEFORE: LazyLock<Script> = LazyLock::new(|| {
+/// ARGV: a time (Unix microseconds), when the mark may go (Unix milliseconds), the events
+/// channel, the user. Raises the user's "not before" mark to the time (it never goes
+/// down; it is kept at least until the given instant), and ends the sessions authenticated
+/// before it and any without a readable record (as `revoke_all` would); returns how many.
+static REVOKE_AUTHENTICATED_BEFORE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             RECORD_LUA,
             r"
 local before = tonumber(ARGV[1])
+local mark = tonumber(redis.call('GET', KEYS[4]))
+if not mark then
+  redis.call('SET', KEYS[4], ARGV[1])
+  redis.call('PEXPIREAT', KEYS[4], ARGV[2])
+else
+  if mark < before then
+    redis.call('SET', KEYS[4], ARGV[1], 'KEEPTTL')
+  end
+  redis.call('PEXPIREAT', KEYS[4], ARGV[2], 'GT')
+end
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local ended = 0
+local count = 0
 for i = 1, #ids do
-  if created_at(redis.call('HGET', KEYS[2], ids[i])) < before then
+  local _, authenticated = times(redis.call('HGET', KEYS[2], ids[i]))
+  if authenticated < before then
     forget(ids[i])
-    ended = ended + 1
+    count = count + 1
   end
 end
-return ended
+if count > 0 then
+  redis.call('PUBLISH', ARGV[3], 'U' .. ARGV[4])
+end
+return count
 ",
         ]
         .concat(),
     )
 });
 
-/// KEYS: the sessions, the metadata. ARGV: now. Returns `{id, expiry, record, last use}` for
-/// each session unexpired at `now`, read at one point in time.
+/// ARGV: now, max. Returns `{id, expiry, record, last use}` for at most the `max` newest
+/// sessions unexpired at `now`, newest first, read at one point in time.
 static LIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+        &[
+            RECORD_LUA,
+            r"
+ensure_order()
+local now = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
 local sessions = {}
-for i = 1, #live, 2 do
-  local metadata = redis.call('HMGET', KEYS[2], live[i], live[i] .. 'u')
-  sessions[#sessions + 1] = {live[i], live[i + 1], metadata[1], metadata[2]}
+local chunk = math.min(max, 128)
+local from = 0
+while #sessions < max do
+  local ids = redis.call('ZREVRANGE', KEYS[3], from, from + chunk - 1)
+  if #ids == 0 then
+    break
+  end
+  for i = 1, #ids do
+    local expiry = redis.call('ZSCORE', KEYS[1], ids[i])
+    if expiry and tonumber(expiry) > now and #sessions < max then
+      local metadata = redis.call('HMGET', KEYS[2], ids[i], ids[i] .. 'u')
+      sessions[#sessions + 1] = {ids[i], expiry, metadata[1], metadata[2]}
+    end
+  end
+  from = from + chunk
 end
 return sessions
 ",
+        ]
+        .concat(),
     )
 });
 
 /// One session as [`LIST`] answers it: id, expiry, record, last use.
 type ListedRow = (Vec<u8>, f64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// [`IS_ACTIVE`]: the session's end and last use when it is live at `now`.
+    fn expiry(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> impl Future<Output = Result<Option<Liveness>, StoreError>> + Send + 'static {
+        // The future outlives `&self`: it owns a clone of the connection (a cheap handle).
+        let mut connection = self.connection.clone();
+        let keys = self.keys(sub);
+        let member = *sid.as_bytes();
+        let timeout = self.timeout;
+        // A last use is never before 0, so with an interval beyond `now` no use can be due:
+        // one `ZSCORE` answers, without running a script.
+        let may_touch = touch_interval <= now;
+        async move {
+            let (until, last_used): (u64, u64) = if may_touch {
+                bounded(
+                    timeout,
+                    IS_ACTIVE
+                        .key(&keys.sessions)
+                        .key(&keys.metadata)
+                        .arg(&member[..])
+                        .arg(now)
+                        .arg(touch_interval)
+                        .invoke_async(&mut connection),
+                )
+                .await?
+            } else {
+                let expiry: Option<f64> = bounded(
+                    timeout,
+                    ::redis::cmd("ZSCORE")
+                        .arg(&keys.sessions)
+                        .arg(&member[..])
+                        .query_async(&mut connection),
+                )
+                .await?;
+                // No touch can be due: the last use does not matter.
+                (expiry.map_or(0, |expiry| expiry as u64), 0)
+            };
+            Ok((now < until).then_some(Liveness { until, last_used }))
+        }
+    }
+}
 
 impl<C> SessionStore for RedisStore<C>
 where
@@ -563,29 +870,37 @@ where
             None => (0, false),
             Some(limit) => (limit.max.max(1), limit.when_full == WhenFull::EndOldest),
         };
+        let deadline = self.deadline().await?;
         let mut connection = self.connection.clone();
-        let (outcome, ended): (i64, i64) = bounded(
+        let (outcome, ended, time): (i64, i64, i64) = bounded(
             self.timeout,
             CREATE
                 .key(&keys.sessions)
                 .key(&keys.metadata)
+                .key(&keys.order)
+                .key(&keys.mark)
                 .arg(&session.id.as_bytes()[..])
-                .arg(session.expires_at.min(MAX_EXPIRY))
-                .arg(session.created_at)
+                .arg(unix_seconds(session.expires_at).min(MAX_EXPIRY))
+                .arg(unix_seconds(session.created_at))
                 .arg(encode_record(session))
-                .arg(session.last_used_at)
+                .arg(unix_seconds(session.last_used_at))
                 .arg(max)
                 .arg(u8::from(end_oldest))
-                .arg(deadline(self.timeout))
+                .arg(deadline)
+                .arg(unix_micros(session.created_at).min(MAX_EXPIRY))
+                .arg(unix_micros(session.authenticated_at).min(MAX_EXPIRY))
+                .arg(self.events_channel())
                 .invoke_async(&mut connection),
         )
         .await?;
+        self.learn_time(time);
         match outcome {
             CREATED => Ok(Created::Live {
                 ended: u32::try_from(ended).map_err(|_| unexpected("create"))?,
             }),
             CONFLICT => Err(StoreError::Conflict),
             LIMIT_REACHED => Ok(Created::LimitReached),
+            BARRED => Ok(Created::Barred),
             CREATE_LATE => Err(StoreError::Timeout),
             _ => Err(unexpected("create")),
         }
@@ -598,39 +913,18 @@ where
         now: u64,
         touch_interval: u64,
     ) -> Self::IsActive {
-        // The future outlives `&self`: it owns a clone of the connection (a cheap handle).
-        let mut connection = self.connection.clone();
-        let keys = self.keys(sub);
-        let member = *sid.as_bytes();
-        let timeout = self.timeout;
-        // A last use is never before 0, so with an interval beyond `now` no use can be due:
-        // one `ZSCORE` answers, without running a script.
-        let may_touch = touch_interval <= now;
-        Box::pin(async move {
-            if may_touch {
-                let live: i64 = bounded(
-                    timeout,
-                    IS_ACTIVE
-                        .key(&keys.sessions)
-                        .key(&keys.metadata)
-                        .arg(&member[..])
-                        .arg(now)
-                        .arg(touch_interval)
-                        .invoke_async(&mut connection),
-                )
-                .await?;
-                return Ok(live == 1);
-            }
-            let expires_at: Option<f64> = bounded(
-                timeout,
-                ::redis::cmd("ZSCORE")
-                    .arg(&keys.sessions)
-                    .arg(&member[..])
-                    .query_async(&mut connection),
-            )
-            .await?;
-            Ok(expires_at.is_some_and(|expires_at| (now as f64) < expires_at))
-        })
+        let expiry = self.expiry(sub, sid, now, touch_interval);
+        Box::pin(async move { Ok(expiry.await?.is_some()) })
+    }
+
+    fn liveness(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> impl Future<Output = Result<Option<Liveness>, StoreError>> + Send {
+        self.expiry(sub, sid, now, touch_interval)
     }
 
     async fn rotate(
@@ -646,12 +940,15 @@ where
             .checked_add(1)
             .ok_or_else(|| StoreError::Backend(Box::new(GenerationOverflow)))?;
         let keys = self.keys(sub);
+        let deadline = self.deadline().await?;
         let mut connection = self.connection.clone();
-        let outcome: i64 = bounded(
+        let (outcome, time): (i64, i64) = bounded(
             self.timeout,
             ROTATE
                 .key(&keys.sessions)
                 .key(&keys.metadata)
+                .key(&keys.order)
+                .key(&keys.mark)
                 .arg(&sid.as_bytes()[..])
                 .arg(rotation.now)
                 .arg(rotation.expires_at.min(MAX_EXPIRY))
@@ -661,10 +958,12 @@ where
                 .arg(&rotation.next_digest[..])
                 .arg(&rotation.now.to_be_bytes()[..])
                 .arg(rotation.grace)
-                .arg(deadline(self.timeout))
+                .arg(deadline)
+                .arg(self.events_channel())
                 .invoke_async(&mut connection),
         )
         .await?;
+        self.learn_time(time);
         match outcome {
             ROTATE_ROTATED => Ok(Rotated::Rotated),
             ROTATE_FORGIVEN => Ok(Rotated::Forgiven),
@@ -686,7 +985,9 @@ where
             REVOKE
                 .key(&keys.sessions)
                 .key(&keys.metadata)
+                .key(&keys.order)
                 .arg(&sid.as_bytes()[..])
+                .arg(self.events_channel())
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -701,33 +1002,59 @@ where
             REVOKE_ALL
                 .key(&keys.sessions)
                 .key(&keys.metadata)
+                .key(&keys.order)
+                .arg(self.events_channel())
+                .arg(sub)
                 .invoke_async(&mut connection),
         )
         .await
     }
 
-    async fn revoke_created_before(&self, sub: &str, before: u64) -> Result<u64, StoreError> {
+    async fn revoke_authenticated_before(
+        &self,
+        sub: &str,
+        before: SystemTime,
+        keep_until: SystemTime,
+    ) -> Result<u64, StoreError> {
         let keys = self.keys(sub);
+        let keep_until = keep_until
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+            })
+            .max(1);
         let mut connection = self.connection.clone();
         bounded(
             self.timeout,
-            REVOKE_CREATED_BEFORE
+            REVOKE_AUTHENTICATED_BEFORE
                 .key(&keys.sessions)
                 .key(&keys.metadata)
-                .arg(before)
+                .key(&keys.order)
+                .key(&keys.mark)
+                .arg(unix_micros(before).min(MAX_EXPIRY))
+                .arg(keep_until)
+                .arg(self.events_channel())
+                .arg(sub)
                 .invoke_async(&mut connection),
         )
         .await
     }
 
-    async fn list(&self, sub: &str, now: u64) -> Result<Vec<Session>, StoreError> {
+    async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let keys = self.keys(sub);
         let mut connection = self.connection.clone();
         let rows: Vec<ListedRow> = bounded(
             self.timeout,
             LIST.key(&keys.sessions)
                 .key(&keys.metadata)
+                .key(&keys.order)
+                .key(&keys.mark)
                 .arg(now)
+                // "All of them": more than a user can have.
+                .arg(max.min(1 << 40))
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -738,26 +1065,26 @@ where
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| StoreError::Backend(Box::new(error)))?;
-        sessions.sort_by_key(|session| (session.created_at, session.id));
+        sessions.reverse();
         Ok(sessions)
     }
 }
 
-/// The instant (Unix milliseconds, on this machine's clock) after which a login or a
-/// rotation sent now must not be applied: half the timeout, so that an answer sent just
-/// before it still has the other half to arrive before the caller gives up.
-///
-/// A command Redis could not run in time (paused, overloaded) is not cancelled by the
-/// caller's timeout: Redis runs it once it can. A late login would leave a session nobody
-/// holds a token for; a late rotation would retire the refresh token a client is about to
-/// retry with, and the retry would look like theft. Both scripts check this deadline
-/// against Redis' clock and do nothing when late.
-fn deadline(timeout: Duration) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let half = timeout / 2;
-    u64::try_from((now + half).as_millis()).unwrap_or(u64::MAX)
+/// Whether `INFO server` names a version the scripts run on.
+fn supported(info: &str) -> Result<(), StoreError> {
+    let found = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("unknown");
+    let mut numbers = found.split('.').map(|part| part.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(major), Some(minor)) if (major, minor) >= MINIMUM_REDIS_VERSION => Ok(()),
+        _ => Err(StoreError::UnsupportedVersion {
+            found: found.to_owned(),
+            minimum: "7.0",
+        }),
+    }
 }
 
 /// Runs one call within `timeout`, sorting its failure into a [`StoreError`].
@@ -801,43 +1128,51 @@ fn classify(error: RedisError) -> StoreError {
 
 // ===== keys =====
 
-/// The two keys of one user, sharing a hash tag.
+/// The keys of one user, sharing a hash tag.
 #[derive(Debug, PartialEq, Eq)]
 struct UserKeys {
     sessions: String,
     metadata: String,
+    order: String,
+    mark: String,
 }
 
 impl UserKeys {
     fn new(prefix: &str, sub: &str) -> Self {
-        let mut sessions = String::with_capacity(prefix.len() + sub.len() + 6);
-        sessions.push_str(prefix);
-        sessions.push('{');
+        let mut tagged = String::with_capacity(prefix.len() + sub.len() + 6);
+        tagged.push_str(prefix);
+        tagged.push('{');
         if sub.is_empty() {
             // An empty hash tag would not be one: Redis would hash the whole key instead.
-            sessions.push('%');
+            tagged.push('%');
         }
         for c in sub.chars() {
             match c {
-                '%' => sessions.push_str("%25"),
-                '{' => sessions.push_str("%7B"),
-                '}' => sessions.push_str("%7D"),
-                c => sessions.push(c),
+                '%' => tagged.push_str("%25"),
+                '{' => tagged.push_str("%7B"),
+                '}' => tagged.push_str("%7D"),
+                c => tagged.push(c),
             }
         }
-        sessions.push('}');
-        let mut metadata = sessions.clone();
-        sessions.push_str(":s");
-        metadata.push_str(":m");
-        Self { sessions, metadata }
+        tagged.push('}');
+        let key = |suffix: &str| format!("{tagged}{suffix}");
+        Self {
+            sessions: key(":s"),
+            metadata: key(":m"),
+            order: key(":o"),
+            mark: key(":n"),
+        }
     }
 }
 
 // ===== records =====
 
 /// The layout of a record, its first byte, so the format can change. The scripts read the
-/// fixed part of versions 1 and 2 (`RECORD_LUA`) and write version 2 (`ROTATE`).
-const RECORD_VERSION: u8 = 2;
+/// fixed part of versions 1 to 3 (`RECORD_LUA`) and keep a record's version when they
+/// rewrite it (`ROTATE`).
+const RECORD_VERSION: u8 = 3;
+/// Creation in seconds, no authentication time.
+const RECORD_VERSION_2: u8 = 2;
 /// The layout before refresh tokens: no refresh state, and the last use inside the record.
 const RECORD_VERSION_1: u8 = 1;
 
@@ -845,18 +1180,20 @@ const NO_ADDRESS: u8 = 0;
 const IPV4: u8 = 4;
 const IPV6: u8 = 6;
 
-/// A session's record as Redis holds it: the version, `created_at`, then the refresh state
-/// (generation, digest, `rotated_at`: 8, 32 and 8 bytes, integers big-endian), all at fixed
-/// offsets that the scripts read; then the address (a tag, then 0, 4 or 16 bytes) and the
-/// user agent (a presence byte, then its UTF-8 to the end). The last use is kept apart.
+/// A session's record as Redis holds it: the version, `created_at` (Unix microseconds),
+/// then the refresh state (generation, digest, `rotated_at` in seconds: 8, 32 and 8 bytes,
+/// integers big-endian) and `authenticated_at` (microseconds), all at fixed offsets that
+/// the scripts read; then the address (a tag, then 0, 4 or 16 bytes) and the user agent (a
+/// presence byte, then its UTF-8 to the end). The last use is kept apart.
 fn encode_record(session: &Session) -> Vec<u8> {
     let user_agent = session.user_agent.as_deref().unwrap_or_default();
-    let mut record = Vec::with_capacity(57 + 17 + 1 + user_agent.len());
+    let mut record = Vec::with_capacity(65 + 17 + 1 + user_agent.len());
     record.push(RECORD_VERSION);
-    record.extend_from_slice(&session.created_at.to_be_bytes());
+    record.extend_from_slice(&unix_micros(session.created_at).to_be_bytes());
     record.extend_from_slice(&session.refresh.generation.to_be_bytes());
     record.extend_from_slice(&session.refresh.digest);
     record.extend_from_slice(&session.refresh.rotated_at.to_be_bytes());
+    record.extend_from_slice(&unix_micros(session.authenticated_at).to_be_bytes());
     match session.address {
         None => record.push(NO_ADDRESS),
         Some(IpAddr::V4(address)) => {
@@ -910,24 +1247,34 @@ fn decode_session(
         return Err(MalformedSession("expiry"));
     }
     let record = record.ok_or(MalformedSession("record missing"))?;
-    let mut session = Session::new(SessionId::from_bytes(id), sub, 0, expires_at as u64);
+    let expires_at = from_unix_seconds(expires_at as u64);
+    let mut session = Session::new(SessionId::from_bytes(id), sub, expires_at, expires_at);
     let mut reader = Reader(record);
     let [version] = reader.take::<1>()?;
-    session.created_at = u64::from_be_bytes(reader.take()?);
+    let created = u64::from_be_bytes(reader.take()?);
     let recorded_use = match version {
-        RECORD_VERSION => {
+        RECORD_VERSION | RECORD_VERSION_2 => {
             session.refresh = RefreshState {
                 generation: u64::from_be_bytes(reader.take()?),
                 digest: reader.take()?,
                 rotated_at: u64::from_be_bytes(reader.take()?),
             };
+            if version == RECORD_VERSION {
+                session.created_at = from_unix_micros(created);
+                session.authenticated_at = from_unix_micros(u64::from_be_bytes(reader.take()?));
+            } else {
+                session.created_at = from_unix_seconds(created);
+                session.authenticated_at = session.created_at;
+            }
             session.refresh.rotated_at
         }
         RECORD_VERSION_1 => {
+            session.created_at = from_unix_seconds(created);
+            session.authenticated_at = session.created_at;
             session.refresh = RefreshState {
                 generation: 0,
                 digest: [0; 32],
-                rotated_at: session.created_at,
+                rotated_at: created,
             };
             u64::from_be_bytes(reader.take()?)
         }
@@ -946,13 +1293,14 @@ fn decode_session(
         }
         _ => return Err(MalformedSession("user agent")),
     };
-    session.last_used_at = match last_use {
+    let last_used_at = match last_use {
         None => recorded_use,
         Some(digits) => std::str::from_utf8(digits)
             .ok()
             .and_then(|digits| digits.parse().ok())
             .ok_or(MalformedSession("last use"))?,
     };
+    session.last_used_at = from_unix_seconds(last_used_at);
     Ok(session)
 }
 
@@ -979,14 +1327,25 @@ mod tests {
         &key[open + 1..close]
     }
 
+    fn session(created: u64, expires: u64) -> Session {
+        Session::new(
+            SessionId::from_bytes([9; 16]),
+            "bob",
+            from_unix_seconds(created),
+            from_unix_seconds(expires),
+        )
+    }
+
     #[test]
     fn keys_of_a_user_share_one_non_empty_hash_tag() {
         for sub in ["alice", "", "{", "}", "a}b{c", "%7B", "}{", "ä:{x}:y"] {
             let keys = UserKeys::new("tja:", sub);
             let tag = hash_tag(&keys.sessions);
             assert!(!tag.is_empty(), "{sub:?}");
-            assert_eq!(tag, hash_tag(&keys.metadata), "{sub:?}");
-            assert_ne!(keys.sessions, keys.metadata);
+            for key in [&keys.metadata, &keys.order, &keys.mark] {
+                assert_eq!(tag, hash_tag(key), "{sub:?}");
+                assert_ne!(&keys.sessions, key);
+            }
         }
     }
 
@@ -999,8 +1358,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for sub in subs {
             let keys = UserKeys::new("tja:", sub);
-            assert!(seen.insert(keys.sessions), "{sub:?}");
-            assert!(seen.insert(keys.metadata), "{sub:?}");
+            for key in [keys.sessions, keys.metadata, keys.order, keys.mark] {
+                assert!(seen.insert(key), "{sub:?}");
+            }
         }
     }
 
@@ -1009,14 +1369,16 @@ mod tests {
         let keys = UserKeys::new("tja:", "alice");
         assert_eq!(keys.sessions, "tja:{alice}:s");
         assert_eq!(keys.metadata, "tja:{alice}:m");
+        assert_eq!(keys.order, "tja:{alice}:o");
+        assert_eq!(keys.mark, "tja:{alice}:n");
         assert_eq!(UserKeys::new("p:", "{a%}").sessions, "p:{%7Ba%25%7D}:s");
     }
 
     fn round_trip(session: &Session) -> Session {
         let record = encode_record(session);
-        let last_use = session.last_used_at.to_string();
+        let last_use = unix_seconds(session.last_used_at).to_string();
         let id = session.id.as_bytes();
-        let expiry = session.expires_at as f64;
+        let expiry = unix_seconds(session.expires_at) as f64;
         decode_session(
             &session.sub,
             id,
@@ -1029,9 +1391,11 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let mut session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+        let mut session = session(100, 200);
         assert_eq!(round_trip(&session), session);
-        session.last_used_at = 150;
+        session.created_at = from_unix_micros(100_000_017);
+        session.authenticated_at = from_unix_micros(99_999_999);
+        session.last_used_at = from_unix_seconds(150);
         session.user_agent = Some(String::new());
         session.address = Some("2001:db8::1".parse().unwrap());
         session.refresh = RefreshState {
@@ -1047,8 +1411,9 @@ mod tests {
 
     /// The offsets `RECORD_LUA` reads (1-based there).
     #[test]
-    fn the_refresh_state_sits_where_the_scripts_read_it() {
-        let mut session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+    fn the_fixed_part_sits_where_the_scripts_read_it() {
+        let mut session = session(100, 200);
+        session.authenticated_at = from_unix_seconds(90);
         session.refresh = RefreshState {
             generation: 7,
             digest: [0xA5; 32],
@@ -1057,11 +1422,31 @@ mod tests {
         session.user_agent = Some("curl/8.5.0".into());
         let record = encode_record(&session);
         assert_eq!(record[0], RECORD_VERSION);
-        assert_eq!(record[1..9], 100u64.to_be_bytes());
+        assert_eq!(record[1..9], 100_000_000u64.to_be_bytes());
         assert_eq!(record[9..17], 7u64.to_be_bytes());
         assert_eq!(record[17..49], [0xA5; 32]);
         assert_eq!(record[49..57], 140u64.to_be_bytes());
-        assert_eq!(record[57], NO_ADDRESS);
+        assert_eq!(record[57..65], 90_000_000u64.to_be_bytes());
+        assert_eq!(record[65], NO_ADDRESS);
+    }
+
+    #[test]
+    fn version_2_records_read_with_second_times() {
+        let mut record = vec![RECORD_VERSION_2];
+        record.extend_from_slice(&100u64.to_be_bytes());
+        record.extend_from_slice(&3u64.to_be_bytes());
+        record.extend_from_slice(&[0xA5; 32]);
+        record.extend_from_slice(&140u64.to_be_bytes());
+        record.extend_from_slice(&[NO_ADDRESS, 0]);
+        let decoded = decode_session("bob", &[9; 16], 200.0, Some(&record), None).unwrap();
+        let mut expected = session(100, 200);
+        expected.refresh = RefreshState {
+            generation: 3,
+            digest: [0xA5; 32],
+            rotated_at: 140,
+        };
+        expected.last_used_at = from_unix_seconds(140);
+        assert_eq!(decoded, expected);
     }
 
     #[test]
@@ -1072,31 +1457,30 @@ mod tests {
         record.extend_from_slice(&150u64.to_be_bytes());
         record.extend_from_slice(&[IPV4, 203, 0, 113, 7, 1]);
         record.extend_from_slice(b"curl/8.5.0");
-        let mut expected = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
-        expected.last_used_at = 150;
+        let mut expected = session(100, 200);
+        expected.last_used_at = from_unix_seconds(150);
         expected.address = Some("203.0.113.7".parse().unwrap());
         expected.user_agent = Some("curl/8.5.0".into());
         let decode = |last_use: Option<&[u8]>| {
             decode_session("bob", &[9; 16], 200.0, Some(&record), last_use).unwrap()
         };
         assert_eq!(decode(None), expected);
-        expected.last_used_at = 170;
+        expected.last_used_at = from_unix_seconds(170);
         assert_eq!(decode(Some(b"170")), expected, "a last-use field wins");
     }
 
     #[test]
     fn without_a_last_use_field_a_record_was_last_used_when_rotated() {
-        let mut session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
+        let mut session = session(100, 200);
         session.refresh.rotated_at = 160;
         let record = encode_record(&session);
         let decoded = decode_session("bob", &[9; 16], 200.0, Some(&record), None).unwrap();
-        assert_eq!(decoded.last_used_at, 160);
+        assert_eq!(decoded.last_used_at, from_unix_seconds(160));
     }
 
     #[test]
     fn malformed_records_are_an_error() {
-        let session = Session::new(SessionId::from_bytes([9; 16]), "bob", 100, 200);
-        let record = encode_record(&session);
+        let record = encode_record(&session(100, 200));
         let decode = |id: &[u8], expiry: f64, record: Option<&[u8]>, last_use: Option<&[u8]>| {
             decode_session("bob", id, expiry, record, last_use).unwrap_err()
         };
@@ -1104,8 +1488,8 @@ mod tests {
         decode(&[1; 16], f64::NAN, Some(&record), None);
         decode(&[1; 16], 200.0, None, None);
         decode(&[1; 16], 200.0, Some(&record[..10]), None);
-        decode(&[1; 16], 200.0, Some(&record[..56]), None);
-        decode(&[1; 16], 200.0, Some(&[3]), None);
+        decode(&[1; 16], 200.0, Some(&record[..64]), None);
+        decode(&[1; 16], 200.0, Some(&[4]), None);
         decode(&[1; 16], 200.0, Some(&[RECORD_VERSION_1]), None);
         for last_use in [&b""[..], b"-1", b"1.5", b"18446744073709551616", b"\xff"] {
             decode(&[1; 16], 200.0, Some(&record), Some(last_use));
@@ -1114,8 +1498,43 @@ mod tests {
         trailing.push(b'x');
         decode(&[1; 16], 200.0, Some(&trailing), None);
         let mut bad_address = record;
-        bad_address[57] = 5;
+        bad_address[65] = 5;
         decode(&[1; 16], 200.0, Some(&bad_address), None);
+    }
+
+    #[test]
+    fn events_read_back() {
+        assert_eq!(
+            Ended::parse(b"S0123456789abcdef"),
+            Some(Ended::Session(SessionId::from_bytes(*b"0123456789abcdef")))
+        );
+        assert_eq!(Ended::parse(b"Ualice"), Some(Ended::User("alice")));
+        assert_eq!(Ended::parse(b"Hx"), Some(Ended::Heartbeat(b"x")));
+        for bad in [&b""[..], b"S123", b"U\xff", b"X"] {
+            assert_eq!(Ended::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn redis_7_or_later_is_required() {
+        for info in [
+            "redis_version:7.0.15\r\n",
+            "# Server\r\nredis_version:8.2.1\r\n",
+        ] {
+            assert!(supported(info).is_ok(), "{info}");
+        }
+        for (info, found) in [
+            ("redis_version:6.2.14\r\n", "6.2.14"),
+            ("redis_version:garbage\r\n", "garbage"),
+            ("", "unknown"),
+        ] {
+            let error = supported(info).unwrap_err();
+            assert!(
+                matches!(&error, StoreError::UnsupportedVersion { found: f, minimum: "7.0" } if f == found),
+                "{info}"
+            );
+            assert!(error.to_string().contains("7.0"), "{error}");
+        }
     }
 
     #[test]

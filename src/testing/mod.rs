@@ -32,7 +32,8 @@
 //! ```
 //!
 //! A store of your own proves the [store contract](crate::store) with the crate's own
-//! conformance suite (see the store module).
+//! conformance suite: [`store_conformance!`](crate::store_conformance) and the
+//! [`conformance`] module.
 
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ use http::header::AUTHORIZATION;
 use http::request::Builder;
 
 use crate::store::{MemoryStore, SessionStore};
+
+pub mod conformance;
 use crate::{IssueError, Keys, Login, ManualClock, Sessions};
 
 /// The time the kit's clock starts at: 2026-01-01T00:00:00Z.
