@@ -340,6 +340,8 @@ impl ProxyShared {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
+                // The protocol version is this hop's own, whatever the upstream spoke.
+                parts.version = Version::HTTP_11;
                 Response::from_parts(parts, Either::Left(IdleTimeout::new(body, self.timeout)))
             }
             Ok(Err(error)) => {

@@ -634,6 +634,38 @@ async fn a_body_that_stalls_is_cut_off_not_left_hanging() {
 }
 
 #[tokio::test]
+async fn the_gateway_answers_in_its_own_protocol_version() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An HTTP/1.0 upstream, written by hand.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0; 4096];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nold")
+                .await;
+        }
+    });
+    let store = MemoryStore::new();
+    let setup = Setup::on(store.clone().into(), store, old, Duration::from_secs(5)).await;
+    let (token, _) = setup.login("alice", "wonderland").await;
+    let request = Request::get(format!("http://{}/", setup.gateway))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::default())
+        .unwrap();
+    let response = setup.client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "old"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_upstream_is_502() {
     // A port that was free a moment ago: nothing listens there.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -782,5 +814,16 @@ mod on_redis {
             .through(Method::GET, "/slow", &[("authorization", &bearer)], "")
             .await;
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        // Leave the shared Redis as it was.
+        let (status, ..) = setup
+            .send(
+                setup.demo,
+                Method::POST,
+                "/logout/all",
+                &[("authorization", &bearer)],
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
     }
 }
