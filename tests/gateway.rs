@@ -722,11 +722,7 @@ mod on_redis {
     /// Two stores on one Redis under one fresh prefix: the issuer's and the gateway's.
     async fn stores() -> (support::TestRedis, RedisStore, RedisStore) {
         let redis = support::TestRedis::get();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = format!("gateway-test:{}:{nanos}:", std::process::id());
+        let prefix = support::unique_prefix("gateway");
         let issuer = RedisStore::connect(redis.url())
             .await
             .unwrap()
