@@ -12,7 +12,8 @@
 //! The body is small JSON, `{"error": "…", "error_description": "…"}`, written by an
 //! [`ErrorHandler`]: [`JsonErrors`] by default, or your own. Whatever the handler writes, the
 //! `WWW-Authenticate` and `Retry-After` headers above are added unless it set them itself, so a
-//! custom body cannot break the protocol.
+//! custom body cannot break the protocol. gRPC services use [`GrpcErrors`](crate::GrpcErrors)
+//! instead: see [`grpc`](crate::grpc).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -326,10 +327,12 @@ impl<'a> RefusedRequest<'a> {
 ///
 /// The status and the protocol headers are the crate's business: whatever status the
 /// handler sets is replaced with the refusal's own (a refusal never looks like a success),
-/// and the headers are added unless it set them. The handler chooses the body and any other
+/// and the headers are added unless it set them. The one exception is the built-in
+/// [`GrpcErrors`](crate::GrpcErrors), whose answers to gRPC requests keep the status 200
+/// the gRPC protocol requires (see [`grpc`](crate::grpc)); no other handler can have it. The handler chooses the body and any other
 /// header. Any `Fn(&AuthError, &RefusedRequest<'_>) -> Response<Full<Bytes>>` is one. See
 /// the [module docs](crate::error).
-pub trait ErrorHandler: Send + Sync + 'static {
+pub trait ErrorHandler: std::any::Any + Send + Sync + 'static {
     /// The response for `error`, refusing `request`.
     fn render(&self, error: &AuthError, request: &RefusedRequest<'_>) -> Response<Full<Bytes>>;
 }
@@ -393,8 +396,9 @@ impl Challenge {
         request: &RefusedRequest<'_>,
     ) -> Response<Full<Bytes>> {
         let mut response = handler.render(error, request);
-        // A refusal never passes for a success, whatever the handler wrote.
-        *response.status_mut() = error.status();
+        // A refusal never passes for a success, whatever the handler wrote (gRPC's
+        // trailers-only answers aside, whose outcome is their `grpc-status`).
+        *response.status_mut() = crate::grpc::refusal_status(handler, error, request);
         let headers = response.headers_mut();
         if let Some(challenge) = error.challenge(self.realm.as_deref()) {
             headers.entry(header::WWW_AUTHENTICATE).or_insert(challenge);

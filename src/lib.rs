@@ -17,8 +17,12 @@
 //!   logout and refresh routes; [`token_response`] writes login answers.
 //! - [`store`]: the [`SessionStore`](store::SessionStore) trait, the in-memory store, the
 //!   Redis (feature `redis`) and PostgreSQL (feature `postgres`) stores for several
-//!   instances, and the SQLite store (feature `sqlite`) for one that keeps its sessions
-//!   across restarts.
+//!   instances, the SQLite store (feature `sqlite`) for one that keeps its sessions across
+//!   restarts, and [`NearCache`](store::NearCache), which keeps a shared store's answers in
+//!   each instance while its events vouch for them.
+//! - [`ForwardIdentityLayer`]: for gateways, the verified identity as `x-auth-*` headers
+//!   for the upstream, and nothing the client sent under those names.
+//! - [`GrpcErrors`]: refusals as gRPC statuses, for tonic and other gRPC servers.
 //! - [`axum`](mod@crate::axum): extractors for axum handlers (feature `axum`, on by default).
 //!
 //! # Quick start
@@ -74,6 +78,8 @@ pub mod cookies;
 pub mod devices;
 pub mod error;
 mod extract;
+pub mod forward;
+pub mod grpc;
 pub mod keys;
 pub mod live;
 pub mod logout;
@@ -90,6 +96,8 @@ pub use auth::{AuthBody, JwtAuth, JwtAuthLayer};
 pub use claims::{Claims, InvalidSessionId, SessionId};
 pub use clock::{Clock, ManualClock};
 pub use error::{AuthError, ErrorHandler, JsonErrors, RefusedRequest, RequestError, TokenError};
+pub use forward::{ForwardIdentity, ForwardIdentityLayer};
+pub use grpc::GrpcErrors;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeyError, Keys};
 pub use logout::{LogoutAllService, LogoutService};
