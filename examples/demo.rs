@@ -141,7 +141,12 @@ async fn run() -> Result<(), BoxError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let login_rate = login_rate_from_env()?;
+    let login_rate = match std::env::var("LOGIN_RATE_PER_SEC") {
+        Err(std::env::VarError::NotPresent) => parse_login_rate(None)?,
+        value => parse_login_rate(Some(
+            &value.map_err(|e| format!("LOGIN_RATE_PER_SEC: {e}"))?,
+        ))?,
+    };
     let store = store_from_env().await?;
     // Hashed now, not on the first login.
     LazyLock::force(&USERS);
@@ -151,8 +156,8 @@ async fn run() -> Result<(), BoxError> {
 }
 
 /// The login rate `LOGIN_RATE_PER_SEC` asks for: unset, the default; `0`, none.
-fn login_rate_from_env() -> Result<Option<LoginRate>, BoxError> {
-    let Ok(value) = std::env::var("LOGIN_RATE_PER_SEC") else {
+pub fn parse_login_rate(value: Option<&str>) -> Result<Option<LoginRate>, BoxError> {
+    let Some(value) = value else {
         return Ok(Some(LoginRate::DEFAULT));
     };
     let per_second: u32 = value.trim().parse().map_err(|_| {
@@ -248,7 +253,7 @@ pub async fn serve_with_login_rate(
 
 /// How often one client address may call `/login` and `/refresh`: a burst, then a steady
 /// rate (a token bucket, `tower_governor`). Both routes draw on the same bucket.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoginRate {
     burst: NonZeroU32,
     refill_every: Duration,
