@@ -20,8 +20,8 @@
 //!
 //! | route                   | answer |
 //! |-------------------------|--------|
-//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in","scope"}` (no-store), 401 bad credentials, 400 bad JSON |
-//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one; the RFC 6749 form -> 200 or 400 `invalid_grant` |
+//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in","scope"}` (no-store), 401 bad credentials, 400 bad JSON, 429 beyond the login rate |
+//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one; the RFC 6749 form -> 200 or 400 `invalid_grant`; 429 beyond the login rate |
 //! | `GET /me`               | 200 `{"sub","sid"}`, or the middleware's 400/401/503 |
 //! | `GET /greeting`         | 200 `{"user":null}` without credentials, `{"user":"<sub>"}` with a valid token; 401 for a bad one |
 //! | `GET /admin`            | 200 `{"admin":"<sub>"}` with scope `admin`; 403 `insufficient_scope` otherwise |
