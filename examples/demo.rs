@@ -286,7 +286,9 @@ impl LoginRate {
     }
 
     /// `routes` refusing calls beyond the rate with 429 and `Retry-After`. It keys on the
-    /// peer address, so the app must be served with `ConnectInfo<SocketAddr>`.
+    /// peer address, so the app must be served with `ConnectInfo<SocketAddr>`. Behind a
+    /// reverse proxy every client has the proxy's address: key on the header the proxy sets
+    /// (`SmartIpKeyExtractor`) only when nothing else can reach the app.
     fn limit(self, routes: Router<DemoSessions>) -> Router<DemoSessions> {
         let config = GovernorConfigBuilder::default()
             .period(self.refill_every)
