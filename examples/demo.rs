@@ -14,13 +14,17 @@
 //! - `DATABASE_URL`: `postgres://…` with `--features postgres` (demo processes with the same
 //!   `JWT_SECRET` share the sessions) or `sqlite://path/to/file.db` with `--features sqlite`
 //!   (sessions survive a restart); the tables are created at start.
+//! - `LOGIN_RATE_PER_SEC`: the steady rate of `/login` and `/refresh` calls one client address
+//!   may make after a burst of 50 (default 20; `0` turns the limit off). Beyond it: 429 with
+//!   `Retry-After`.
 //!
 //! Users: `alice` / `wonderland` (scope `profile`), `bob` / `builder` (scope `profile admin`).
+//! Their passwords are kept only as Argon2id hashes (PHC strings), made at start-up.
 //!
 //! | route                   | answer |
 //! |-------------------------|--------|
-//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in","scope"}` (no-store), 401 bad credentials, 400 bad JSON |
-//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one; the RFC 6749 form -> 200 or 400 `invalid_grant` |
+//! | `POST /login`           | `{"username","password"}` -> 200 `{"access_token","token_type","expires_in","refresh_token","refresh_expires_in","scope"}` (no-store), 401 bad credentials, 400 bad JSON, 429 beyond the login rate |
+//! | `POST /refresh`         | `{"refresh_token"}` -> 200 with a new pair; 401 for a retired (the session ends), unknown or expired one; the RFC 6749 form -> 200 or 400 `invalid_grant`; 429 beyond the login rate |
 //! | `GET /me`               | 200 `{"sub","sid"}`, or the middleware's 400/401/503 |
 //! | `GET /greeting`         | 200 `{"user":null}` without credentials, `{"user":"<sub>"}` with a valid token; 401 for a bad one |
 //! | `GET /admin`            | 200 `{"admin":"<sub>"}` with scope `admin`; 403 `insufficient_scope` otherwise |
@@ -36,10 +40,13 @@
 
 use std::future::{Future, ready};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::Duration;
 
-use aws_lc_rs::{constant_time, digest};
+use argon2::password_hash::{PasswordHashString, SaltString, rand_core::OsRng};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -51,6 +58,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::{GovernorError, GovernorLayer};
 use tower_jwt_auth::cookies::CookieConfig;
 use tower_jwt_auth::devices::Devices;
 use tower_jwt_auth::store::{AnyStore, MemoryStore, SessionStore, WhenFull};
@@ -67,11 +77,55 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The demo's sessions, whichever store holds them.
 pub type DemoSessions = Sessions<AnyStore>;
 
-/// The seeded users, their passwords and their scopes.
-const USERS: &[(&str, &str, &str)] = &[
+/// The seeded users, their passwords and their scopes. The passwords are hashed once at
+/// start-up ([`USERS`]); nothing else reads them.
+const SEED: &[(&str, &str, &str)] = &[
     ("alice", "wonderland", "profile"),
     ("bob", "builder", "profile admin"),
 ];
+
+/// A user the demo knows.
+pub struct User {
+    /// The login name.
+    pub name: &'static str,
+    /// The password as an Argon2id PHC string (`$argon2id$v=19$m=...`), salted per user.
+    pub password_hash: PasswordHashString,
+    /// The scope their tokens carry.
+    pub scope: &'static str,
+}
+
+/// The users, their passwords hashed with Argon2id (your database, in a real app).
+pub static USERS: LazyLock<Vec<User>> = LazyLock::new(|| {
+    SEED.iter()
+        .map(|&(name, password, scope)| User {
+            name,
+            password_hash: hash_password(password),
+            scope,
+        })
+        .collect()
+});
+
+/// What an unknown user's password is checked against, so that a login for a user who
+/// does not exist costs what a wrong password costs. (Its answer is never used.)
+static DUMMY_HASH: LazyLock<PasswordHashString> =
+    LazyLock::new(|| hash_password("the password of nobody"));
+
+/// Argon2id with its default (OWASP) parameters, salted from the OS: 19 MiB and about
+/// 10 ms of one core per check, optimised.
+fn hash_password(password: &str) -> PasswordHashString {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters hashes any seeded password")
+        .serialize()
+}
+
+/// Password checks run one per core at most: each holds 19 MiB, so a flood of logins
+/// waits here instead of exhausting memory or the async workers.
+static PASSWORD_CHECKS: LazyLock<Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Semaphore::new(cores)
+});
 
 #[tokio::main]
 async fn main() {
@@ -90,8 +144,29 @@ async fn run() -> Result<(), BoxError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let login_rate = match std::env::var("LOGIN_RATE_PER_SEC") {
+        Err(std::env::VarError::NotPresent) => parse_login_rate(None)?,
+        value => parse_login_rate(Some(
+            &value.map_err(|e| format!("LOGIN_RATE_PER_SEC: {e}"))?,
+        ))?,
+    };
     let store = store_from_env().await?;
-    serve(listener, policy(Sessions::builder(keys, store)).build()?).await
+    // Hashed now, not on the first login.
+    LazyLock::force(&USERS);
+    LazyLock::force(&DUMMY_HASH);
+    let sessions = policy(Sessions::builder(keys, store)).build()?;
+    serve_with_login_rate(listener, sessions, login_rate).await
+}
+
+/// The login rate `LOGIN_RATE_PER_SEC` asks for: unset, the default; `0`, none.
+pub fn parse_login_rate(value: Option<&str>) -> Result<Option<LoginRate>, BoxError> {
+    let Some(value) = value else {
+        return Ok(Some(LoginRate::DEFAULT));
+    };
+    let per_second: u32 = value.trim().parse().map_err(|_| {
+        format!("LOGIN_RATE_PER_SEC must be a whole number of calls a second (0: no limit), not {value:?}")
+    })?;
+    Ok(NonZeroU32::new(per_second).map(LoginRate::per_second))
 }
 
 /// The store `REDIS_URL` or `DATABASE_URL` names, or memory.
@@ -177,8 +252,17 @@ fn keys_from_env() -> Result<Keys, BoxError> {
     }
 }
 
-/// Serves the demo on `listener` until the process ends.
+/// Serves the demo on `listener` until the process ends, with the default login rate.
 pub async fn serve(listener: TcpListener, sessions: DemoSessions) -> Result<(), BoxError> {
+    serve_with_login_rate(listener, sessions, Some(LoginRate::DEFAULT)).await
+}
+
+/// Serves the demo on `listener` until the process ends; `None`: no login rate limit.
+pub async fn serve_with_login_rate(
+    listener: TcpListener,
+    sessions: DemoSessions,
+    login_rate: Option<LoginRate>,
+) -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     println!("try:");
@@ -191,21 +275,121 @@ pub async fn serve(listener: TcpListener, sessions: DemoSessions) -> Result<(), 
     println!("  curl -i -X POST http://{addr}/logout -H \"Authorization: Bearer $TOKEN\"");
     println!("  curl -i http://{addr}/me -H \"Authorization: Bearer $TOKEN\"   # 401 now");
     println!("  curl -i -X POST http://{addr}/logout/all -H \"Authorization: Bearer $TOKEN\"");
+    // The peer address keys the login rate limit and is kept with each session.
+    let app = app_with_login_rate(sessions, login_rate);
     axum::serve(
         listener,
-        app(sessions).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await?;
     Ok(())
 }
 
-/// The demo's routes.
+/// How often one client address may call `/login` and `/refresh`: a burst, then a steady
+/// rate (a token bucket, `tower_governor`). Both routes draw on the same bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginRate {
+    burst: NonZeroU32,
+    refill_every: Duration,
+}
+
+impl LoginRate {
+    /// A burst of 50, then 20 a second: more than a person needs, far too slow for guessing
+    /// passwords.
+    pub const DEFAULT: Self = Self::per_second(NonZeroU32::new(20).unwrap());
+
+    /// A burst of 50, then `calls` a second.
+    pub const fn per_second(calls: NonZeroU32) -> Self {
+        Self::new(
+            NonZeroU32::new(50).unwrap(),
+            Duration::from_nanos(1_000_000_000 / calls.get() as u64),
+        )
+    }
+
+    /// `burst` calls at once, then one more each `refill_every` (at least a nanosecond).
+    pub const fn new(burst: NonZeroU32, refill_every: Duration) -> Self {
+        let refill_every = if refill_every.is_zero() {
+            Duration::from_nanos(1)
+        } else {
+            refill_every
+        };
+        Self {
+            burst,
+            refill_every,
+        }
+    }
+
+    /// `routes` refusing calls beyond the rate with 429 and `Retry-After`. It keys on the
+    /// peer address, so the app must be served with `ConnectInfo<SocketAddr>`. Behind a
+    /// reverse proxy every client has the proxy's address: key on the header the proxy sets
+    /// (`SmartIpKeyExtractor`) only when nothing else can reach the app.
+    fn limit(self, routes: Router<DemoSessions>) -> Router<DemoSessions> {
+        let config = GovernorConfigBuilder::default()
+            .period(self.refill_every)
+            .burst_size(self.burst.get())
+            .finish()
+            .expect("the burst and the period are not zero");
+        // Forget addresses whose bucket is full again, for as long as the app lives.
+        let limiter = Arc::downgrade(config.limiter());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every_minute.tick().await;
+                    let Some(limiter) = limiter.upgrade() else {
+                        break;
+                    };
+                    limiter.retain_recent();
+                }
+            });
+        }
+        routes.route_layer(GovernorLayer::new(config).error_handler(too_many_requests))
+    }
+}
+
+/// The refusal beyond the login rate, in the demo's error shape.
+fn too_many_requests(refusal: GovernorError) -> Response {
+    match refusal {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            // `wait_time` is rounded down: one second more is never too early, never 0.
+            let retry_after = wait_time.saturating_add(1);
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many login or refresh calls from this address; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
+        // No peer address: the app was served without `ConnectInfo`.
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the client address is unknown",
+        ),
+    }
+}
+
+/// The demo's routes, with the default login rate.
 pub fn app(sessions: DemoSessions) -> Router {
+    app_with_login_rate(sessions, Some(LoginRate::DEFAULT))
+}
+
+/// The demo's routes; `None`: no login rate limit.
+pub fn app_with_login_rate(sessions: DemoSessions, login_rate: Option<LoginRate>) -> Router {
     // A session outlives nothing: a user removed from `USERS` is refused at once.
     let user_exists = resolve_fn(|claims: &Claims| {
-        let known = USERS.iter().any(|(user, ..)| *user == claims.sub);
+        let known = USERS.iter().any(|user| user.name == claims.sub);
         ready(Ok::<_, ResolveError>(known.then_some(())))
     });
+    let mut credentials = Router::new()
+        .route("/login", post(login))
+        .route("/refresh", post_service(sessions.refresh_service()));
+    if let Some(rate) = login_rate {
+        credentials = rate.limit(credentials);
+    }
     let authenticated = sessions.layer().resolve_user(user_exists);
     Router::new()
         .route("/me", get(me))
@@ -223,8 +407,7 @@ pub fn app(sessions: DemoSessions) -> Router {
                 .route("/greeting", get(greeting))
                 .route_layer(authenticated.optional()),
         )
-        .route("/login", post(login))
-        .route("/refresh", post_service(sessions.refresh_service()))
+        .merge(credentials)
         // The logout services authenticate the token themselves.
         .route("/logout", post_service(sessions.logout_service()))
         .route("/logout/all", post_service(sessions.logout_all_service()))
@@ -252,7 +435,7 @@ async fn login(
             "the body must be JSON {\"username\": \"...\", \"password\": \"...\"}",
         );
     };
-    let Some(scope) = password_matches(&credentials.username, &credentials.password) else {
+    let Some(scope) = password_matches(&credentials.username, credentials.password).await else {
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -346,21 +529,23 @@ async fn admin(claims: Claims) -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "admin": claims.sub }))
 }
 
-/// The user's scope when the password is theirs. Compares digests in constant time, and
-/// spends the same work on unknown users, so the answer's timing tells nothing about which
-/// part was wrong.
-fn password_matches(username: &str, password: &str) -> Option<&'static str> {
-    let given = digest::digest(&digest::SHA256, password.as_bytes());
-    let mut matched = None;
-    for (user, expected, scope) in USERS {
-        let expected = digest::digest(&digest::SHA256, expected.as_bytes());
-        let password_ok =
-            constant_time::verify_slices_are_equal(given.as_ref(), expected.as_ref()).is_ok();
-        if password_ok && *user == username {
-            matched = Some(*scope);
-        }
+/// The user's scope when the password is theirs. Argon2 compares in constant time, and an
+/// unknown user is checked against a dummy hash, so the answer's timing tells nothing about
+/// which users exist. The check runs off the async workers.
+async fn password_matches(username: &str, password: String) -> Option<&'static str> {
+    let user = USERS.iter().find(|user| user.name == username);
+    let hash = user.map_or(&*DUMMY_HASH, |user| &user.password_hash);
+    let _permit = PASSWORD_CHECKS.acquire().await.ok()?;
+    let verified = tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash.password_hash())
+            .is_ok()
+    })
+    .await;
+    match (user, verified) {
+        (Some(user), Ok(true)) => Some(user.scope),
+        _ => None,
     }
-    matched
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {

@@ -5,6 +5,7 @@
 mod demo;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -62,9 +63,21 @@ fn configured(store: impl Into<AnyStore>) -> Sessions<AnyStore> {
 impl Server {
     /// The demo router of `sessions` on a free port.
     async fn serve(sessions: Sessions<AnyStore>) -> Self {
+        Self::serve_with_login_rate(sessions, Some(demo::LoginRate::DEFAULT)).await
+    }
+
+    /// The demo router of `sessions` on a free port, with `rate` on `/login` and `/refresh`.
+    async fn serve_with_login_rate(
+        sessions: Sessions<AnyStore>,
+        rate: Option<demo::LoginRate>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(demo::serve(listener, sessions.clone()));
+        tokio::spawn(demo::serve_with_login_rate(
+            listener,
+            sessions.clone(),
+            rate,
+        ));
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             addr,
@@ -220,6 +233,215 @@ async fn login_refuses_bad_credentials_and_bad_json() {
         let reply = server.send(Method::POST, "/login", &[], body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
         assert_eq!(reply.body["error"], "invalid_request");
+    }
+}
+
+// ===== passwords and the login rate limit =====
+
+#[test]
+fn passwords_are_stored_as_salted_argon2id_phc_strings() {
+    use argon2::{Argon2, PasswordHash, PasswordVerifier};
+    let seeded = [("alice", "wonderland"), ("bob", "builder")];
+    let mut salts = Vec::new();
+    for (name, password) in seeded {
+        let user = demo::USERS.iter().find(|user| user.name == name).unwrap();
+        let stored = user.password_hash.as_str();
+        assert!(stored.starts_with("$argon2id$v=19$"), "{stored}");
+        assert!(!stored.contains(password), "{stored}");
+        let parsed = PasswordHash::new(stored).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let salt = parsed.salt.unwrap().as_str().to_owned();
+        assert!(salt.len() >= 22, "a 16-byte salt at least: {salt}");
+        salts.push(salt);
+        let argon2 = Argon2::default();
+        assert!(argon2.verify_password(password.as_bytes(), &parsed).is_ok());
+        assert!(argon2.verify_password(b"not it", &parsed).is_err());
+    }
+    assert_ne!(salts[0], salts[1], "each password has its own salt");
+    assert_eq!(demo::USERS.len(), seeded.len());
+}
+
+#[tokio::test]
+async fn login_checks_the_password_and_an_unknown_user_costs_a_password_check() {
+    let server = Server::serve_with_login_rate(configured(MemoryStore::new()), None).await;
+    assert_eq!(
+        server.login("alice", "wonderland").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(server.login("bob", "builder").await.status, StatusCode::OK);
+    for (user, password) in [
+        ("alice", "builder"),
+        ("alice", "Wonderland"),
+        ("carol", "x"),
+    ] {
+        let reply = server.login(user, password).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{user}/{password}");
+        assert_eq!(reply.body["error"], "invalid_credentials");
+    }
+
+    // Timing: an unknown user must not answer much faster than a wrong password (an early
+    // return would be 10x faster). Medians, alternating, to ride out a busy machine.
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..9 {
+        for (user, times) in [("alice", &mut wrong), ("mallory", &mut unknown)] {
+            let started = std::time::Instant::now();
+            let reply = server.login(user, "guess").await;
+            times.push(started.elapsed());
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (wrong, unknown) = (median(&mut wrong), median(&mut unknown));
+    assert!(
+        unknown * 3 >= wrong,
+        "unknown user {unknown:?}, wrong password {wrong:?}"
+    );
+}
+
+/// `Retry-After` of a 429 from the login rate limit, after checking the refusal's shape.
+fn retry_after(reply: &Reply) -> u64 {
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["error"], "too_many_requests");
+    assert!(reply.body["error_description"].is_string());
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    let seconds: u64 = reply.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seconds >= 1, "Retry-After {seconds}");
+    seconds
+}
+
+#[tokio::test]
+async fn the_51st_rapid_login_from_one_address_is_refused_with_retry_after() {
+    // A burst of 50 that refills once an hour: exactly 50 calls pass.
+    let rate = demo::LoginRate::new(NonZeroU32::new(50).unwrap(), Duration::from_secs(3600));
+    let server = Server::serve_with_login_rate(configured(MemoryStore::new()), Some(rate)).await;
+    let token = server.token("bob", "builder").await;
+    // Every call counts: successes, wrong passwords, unknown users, bad JSON.
+    for n in 2..=50 {
+        let reply = match n % 4 {
+            0 => server.login("alice", "wonderland").await,
+            1 => server.login("alice", "wrong").await,
+            2 => server.login("mallory", "wonderland").await,
+            _ => server.send(Method::POST, "/login", &[], "{").await,
+        };
+        assert_ne!(reply.status, StatusCode::TOO_MANY_REQUESTS, "call {n}");
+    }
+    for _ in 51..=53 {
+        let reply = server.login("alice", "wonderland").await;
+        let seconds = retry_after(&reply);
+        assert!((3500..=3601).contains(&seconds), "Retry-After {seconds}");
+    }
+    // The same address on other routes: not limited.
+    let health = server.send(Method::GET, "/health", &[], "").await;
+    assert_eq!(health.status, StatusCode::OK);
+    for _ in 0..3 {
+        let me = server.with_token(Method::GET, "/me", &token).await;
+        assert_eq!(me.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn the_default_limit_lets_a_burst_of_50_through_then_answers_429() {
+    let server = Server::start().await;
+    // Sent at once: the limit is checked as each call arrives, before its password check.
+    let replies =
+        futures_util::future::join_all((0..70).map(|_| server.login("alice", "wonderland"))).await;
+    let passed = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status != StatusCode::OK)
+        .collect();
+    // 50, plus one for each 50 ms the calls took to arrive.
+    assert!((50..=56).contains(&passed), "{passed} passed");
+    for reply in refused {
+        assert_eq!(
+            retry_after(reply),
+            1,
+            "20 a second: a wait well under a second"
+        );
+    }
+    let health = server.send(Method::GET, "/health", &[], "").await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refresh_draws_on_the_same_limit() {
+    let rate = demo::LoginRate::new(NonZeroU32::new(5).unwrap(), Duration::from_secs(3600));
+    let server = Server::serve_with_login_rate(configured(MemoryStore::new()), Some(rate)).await;
+    let login = server.login("alice", "wonderland").await;
+    let refresh_token = login.body["refresh_token"].as_str().unwrap();
+    let body = json!({ "refresh_token": refresh_token }).to_string();
+    let refreshed = server.send(Method::POST, "/refresh", &[], &body).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let refresh_token = refreshed.body["refresh_token"].as_str().unwrap();
+    let body = json!({ "refresh_token": refresh_token }).to_string();
+    for _ in 3..=5 {
+        let garbage = json!({ "refresh_token": "x.y.z" }).to_string();
+        let reply = server.send(Method::POST, "/refresh", &[], &garbage).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    // The sixth call, with a good refresh token: refused before it is looked at.
+    retry_after(&server.send(Method::POST, "/refresh", &[], &body).await);
+    retry_after(&server.login("alice", "wonderland").await);
+    let access = refreshed.body["access_token"].as_str().unwrap();
+    let me = server.with_token(Method::GET, "/me", access).await;
+    assert_eq!(me.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_a_login_rate_nothing_is_refused() {
+    let server = Server::serve_with_login_rate(configured(MemoryStore::new()), None).await;
+    let replies = futures_util::future::join_all(
+        (0..120).map(|_| server.send(Method::POST, "/login", &[], "{")),
+    )
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        server.login("alice", "wonderland").await.status,
+        StatusCode::OK
+    );
+    let garbage = json!({ "refresh_token": "x.y.z" }).to_string();
+    for _ in 0..60 {
+        let reply = server.send(Method::POST, "/refresh", &[], &garbage).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[test]
+fn login_rate_per_sec_sets_the_rate_and_0_turns_it_off() {
+    use demo::{LoginRate, parse_login_rate};
+    assert_eq!(parse_login_rate(None).unwrap(), Some(LoginRate::DEFAULT));
+    assert_eq!(
+        LoginRate::DEFAULT,
+        LoginRate::new(NonZeroU32::new(50).unwrap(), Duration::from_millis(50))
+    );
+    assert_eq!(parse_login_rate(Some("0")).unwrap(), None);
+    assert_eq!(
+        parse_login_rate(Some("4")).unwrap(),
+        Some(LoginRate::new(
+            NonZeroU32::new(50).unwrap(),
+            Duration::from_millis(250)
+        ))
+    );
+    for bad in ["", "-1", "1.5", "many", "99999999999"] {
+        assert!(parse_login_rate(Some(bad)).is_err(), "{bad:?}");
     }
 }
 
