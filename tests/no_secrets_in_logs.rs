@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_jwt_auth::store::MemoryStore;
+use tower_jwt_auth::store::{AnyStore, MemoryStore};
 use tower_jwt_auth::{Keys, Sessions};
 
 const SECRET: &str = "a logging test secret of 32 bytes+";
@@ -48,7 +48,7 @@ async fn a_full_cycle_logs_no_secret() {
 
     let sessions = demo::policy(Sessions::builder(
         Keys::hs256(SECRET).unwrap(),
-        MemoryStore::new(),
+        AnyStore::from(MemoryStore::new()),
     ))
     .build()
     .unwrap();
