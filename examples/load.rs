@@ -1068,10 +1068,7 @@ async fn soak_redis(options: &Options) -> Result<bool, BoxError> {
     Ok(passed && live == 0)
 }
 
-async fn soak_on(
-    options: &Options,
-    sessions: Sessions<AnyStore>,
-) -> Result<bool, BoxError> {
+async fn soak_on(options: &Options, sessions: Sessions<AnyStore>) -> Result<bool, BoxError> {
     let (addr, server) = start_demo(sessions.clone()).await?;
     let load = Arc::new(Load::new(addr, options, false));
     let memory_start = Memory::now();

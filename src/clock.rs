@@ -239,7 +239,10 @@ mod tests {
         // Saturated: nothing later exists, and every huge value lands on it.
         assert!(latest.checked_add(Duration::from_secs(1)).is_none());
         assert_eq!(from_unix_seconds(u64::MAX / 2), latest);
-        assert_eq!(unix_seconds(latest), unix_seconds(from_unix_seconds(u64::MAX - 7)));
+        assert_eq!(
+            unix_seconds(latest),
+            unix_seconds(from_unix_seconds(u64::MAX - 7))
+        );
         // Microseconds all fit on 64-bit Unix, and still convert exactly.
         assert_eq!(unix_micros(from_unix_micros(u64::MAX)), u64::MAX);
         // Where they would not, they saturate too.

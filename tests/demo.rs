@@ -912,7 +912,9 @@ async fn read_to_end(
     while let Some(frame) = body.frame().await {
         let frame = frame.unwrap();
         if let Some(data) = frame.data_ref() {
-            events += String::from_utf8_lossy(data).matches("event: alive").count();
+            events += String::from_utf8_lossy(data)
+                .matches("event: alive")
+                .count();
         }
     }
     let since = since.lock().unwrap().expect("the session was ended");
@@ -946,7 +948,10 @@ async fn an_event_stream_ends_within_a_second_of_a_logout_on_another_instance() 
         .expect("the stream on the other instance ended")
         .unwrap();
     assert!(events >= 2, "{events} events before the logout");
-    assert!(after < Duration::from_millis(1100), "ended {after:?} after the logout");
+    assert!(
+        after < Duration::from_millis(1100),
+        "ended {after:?} after the logout"
+    );
     // On the instance that handled the logout it ends at once.
     let (_, after) = on_a.await.unwrap();
     assert!(after < Duration::from_millis(1100), "{after:?}");

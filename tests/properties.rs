@@ -136,7 +136,13 @@ fn refusal_bodies() -> &'static [String] {
         errors
             .iter()
             .map(|error| {
-                let body = ready(JsonErrors.render(error, &RefusedRequest::unknown()).into_body().collect()).unwrap();
+                let body = ready(
+                    JsonErrors
+                        .render(error, &RefusedRequest::unknown())
+                        .into_body()
+                        .collect(),
+                )
+                .unwrap();
                 String::from_utf8(body.to_bytes().to_vec()).unwrap()
             })
             .collect()
@@ -447,7 +453,10 @@ fn non_canonical_spellings_of_a_valid_token_are_refused() {
                     matches!(answer.status.as_u16(), 400 | 401),
                     "segment {index} spelled {spelling:?}: {answer:?}"
                 );
-                assert!(world.plain.verify_without_session_check(&other).is_err(), "{other}");
+                assert!(
+                    world.plain.verify_without_session_check(&other).is_err(),
+                    "{other}"
+                );
                 tried += 1;
             }
         }
@@ -572,8 +581,8 @@ proptest! {
 /// Sessions on a fresh memory store, on a clock of their own standing at `NOW`.
 fn fresh(limit: Option<u32>) -> (Sessions<MemoryStore>, ManualClock) {
     let clock = ManualClock::new(NOW);
-    let builder = Sessions::builder(Keys::hs256(SECRET).unwrap(), MemoryStore::new())
-        .clock(clock.clone());
+    let builder =
+        Sessions::builder(Keys::hs256(SECRET).unwrap(), MemoryStore::new()).clock(clock.clone());
     let builder = match limit {
         Some(max) => builder.session_limit(max, WhenFull::EndOldest),
         None => builder.no_session_limit(),
@@ -689,7 +698,11 @@ fn a_listing_is_bounded_by_the_limit() {
         .build()
         .unwrap();
     let ids: Vec<SessionId> = (0..5)
-        .map(|_| ready(unlimited.issue(Login::new("alice"))).unwrap().session_id)
+        .map(|_| {
+            ready(unlimited.issue(Login::new("alice")))
+                .unwrap()
+                .session_id
+        })
         .collect();
     let listed = |sessions: &Sessions<MemoryStore>| -> Vec<SessionId> {
         ready(sessions.list("alice"))

@@ -436,7 +436,9 @@ async fn no_refresh_yields_a_token_outliving_its_session<St: SessionStore>(store
     // stored session; past the end, every refresh is refused.
     // From the login: 2 999 s, 3 000, 6 599, ..., 9 705, 10 795, 10 798 (the last
     // refresh), then 10 805: 5 s past the end, within the leeway of the token's `exp`.
-    let steps = [2_999, 1, 3_599, 17, 1_200, 59, 1_799, 29, 1, 1, 1_090, 3, 7, 600];
+    let steps = [
+        2_999, 1, 3_599, 17, 1_200, 59, 1_799, 29, 1, 1, 1_090, 3, 7, 600,
+    ];
     let clock = clock();
     let sessions = sessions_with_default_leeway(store, &clock);
     let login = sessions.issue(Login::new("alice")).await.unwrap();

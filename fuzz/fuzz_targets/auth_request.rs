@@ -302,7 +302,13 @@ fn build_world() -> World {
         .collect();
     let bodies = refusals::every_refusal()
         .iter()
-        .map(|error| collect(JsonErrors.render(error, &RefusedRequest::unknown()).into_body()))
+        .map(|error| {
+            collect(
+                JsonErrors
+                    .render(error, &RefusedRequest::unknown())
+                    .into_body(),
+            )
+        })
         .collect();
     let world = World {
         configs,
@@ -962,7 +968,14 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             assert_eq!(status, error.status(), "{error:?} expected for {headers:?}");
             assert_eq!(challenge, error.challenge(config.realm), "for {headers:?}");
-            assert_eq!(body, collect(JsonErrors.render(&error, &RefusedRequest::unknown()).into_body()));
+            assert_eq!(
+                body,
+                collect(
+                    JsonErrors
+                        .render(&error, &RefusedRequest::unknown())
+                        .into_body()
+                )
+            );
         }
         Ok(token) => {
             let seen = match &resigned {

@@ -29,9 +29,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use tower_jwt_auth::SessionId;
-use tower_jwt_auth::clock::{
-    from_unix_micros, from_unix_seconds, unix_micros, unix_seconds,
-};
+use tower_jwt_auth::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
 use tower_jwt_auth::store::{
     Created, MemoryStore, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
     WhenFull,
@@ -269,11 +267,7 @@ impl Model {
     }
 
     fn rotate(&mut self, sub: &str, id: &SessionId, rotation: &Rotation) -> Rotated {
-        let Some(s) = self
-            .sessions
-            .get_mut(id)
-            .filter(|s| s.session.sub == sub)
-        else {
+        let Some(s) = self.sessions.get_mut(id).filter(|s| s.session.sub == sub) else {
             return Rotated::Unknown;
         };
         if rotation.now >= s.expires_at() {
@@ -321,10 +315,10 @@ impl Model {
     }
 
     fn revoke_authenticated_before(&mut self, sub: &str, before: u64, keep_until: u64) -> u64 {
-        let mark = self.marks.entry(sub.to_owned()).or_insert(Mark {
-            before,
-            keep_until,
-        });
+        let mark = self
+            .marks
+            .entry(sub.to_owned())
+            .or_insert(Mark { before, keep_until });
         // The mark never goes down, nor does how long it is kept.
         mark.before = mark.before.max(before);
         mark.keep_until = mark.keep_until.max(keep_until);
@@ -404,8 +398,7 @@ impl Harness {
         let now = self.now();
         for sub in USERS {
             let expected = self.model.list(sub, now, usize::MAX);
-            let got =
-                ready(self.store.list(sub, now, usize::MAX)).map_err(|e| format!("{e:?}"))?;
+            let got = ready(self.store.list(sub, now, usize::MAX)).map_err(|e| format!("{e:?}"))?;
             if expected != got {
                 return Err(format!(
                     "after {op:?} at {}us: {sub}'s sessions: model {expected:?}, store {got:?}",
@@ -529,10 +522,11 @@ impl Harness {
                 let before = now_micros.saturating_add_signed(offset);
                 let keep_until = now.saturating_add(keep);
                 (
-                    Answer::Ended(
-                        self.model
-                            .revoke_authenticated_before(user(u), before, keep_until),
-                    ),
+                    Answer::Ended(self.model.revoke_authenticated_before(
+                        user(u),
+                        before,
+                        keep_until,
+                    )),
                     Answer::Ended(
                         ready(self.store.revoke_authenticated_before(
                             user(u),
