@@ -935,7 +935,7 @@ fn print_load(load: &Load, outcomes: &[WorkerOutcome], elapsed: Duration) -> boo
     };
     line("all", &all);
     for (step, latency) in STEPS.iter().zip(&latencies) {
-        if latency.len() > 0 {
+        if !latency.is_empty() {
             line(step.label(), latency);
         }
     }
