@@ -24,6 +24,7 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tower::{Layer, Service, service_fn};
+use tower_jwt_auth::clock::from_unix_seconds;
 use tower_jwt_auth::store::{MemoryStore, Session, SessionStore};
 use tower_jwt_auth::{Claims, Keys, Login, SessionId, Sessions};
 
@@ -60,8 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let session = Session::new(
                     SessionId::from_bytes(id),
                     format!("user{n}"),
-                    0,
-                    u64::MAX / 2,
+                    from_unix_seconds(0),
+                    from_unix_seconds(u64::MAX / 2),
                 );
                 sessions.store().create(&session, None).await?;
             }

@@ -96,10 +96,17 @@ impl ManualClock {
         from_unix_micros(self.micros.load(Ordering::SeqCst))
     }
 
-    /// Moves the clock forward (to the microsecond).
+    /// Moves the clock forward (to the microsecond). It stops at the latest time it can
+    /// stand at (`u64::MAX` microseconds after the Unix epoch) rather than wrap round to
+    /// the past.
     pub fn advance(&self, by: Duration) {
-        let micros = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
-        self.micros.fetch_add(micros, Ordering::SeqCst);
+        let by = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        // The closure always answers `Some`, so the update cannot fail.
+        let _ = self
+            .micros
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |micros| {
+                Some(micros.saturating_add(by))
+            });
     }
 
     /// Sets the clock to `unix_seconds`.
@@ -128,8 +135,21 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 }
 
 /// The time `unix_seconds` after the Unix epoch.
+///
+/// Never panics: a time later than the platform's `SystemTime` can hold (on Linux, about
+/// 292 billion years from now) saturates at the latest one it holds.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use tower_jwt_auth::clock::{from_unix_seconds, unix_seconds};
+///
+/// assert_eq!(from_unix_seconds(90), UNIX_EPOCH + Duration::from_secs(90));
+/// let latest = from_unix_seconds(u64::MAX); // no panic
+/// assert!(latest > from_unix_seconds(1 << 40));
+/// assert_eq!(from_unix_seconds(u64::MAX - 1), latest);
+/// ```
 pub fn from_unix_seconds(unix_seconds: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(unix_seconds)
+    after_epoch(Duration::from_secs(unix_seconds))
 }
 
 /// Microseconds since the Unix epoch (0 before it), as stores keep what orders sessions.
@@ -139,9 +159,33 @@ pub fn unix_micros(time: SystemTime) -> u64 {
     })
 }
 
-/// The time `unix_micros` microseconds after the Unix epoch.
+/// The time `unix_micros` microseconds after the Unix epoch; like [`from_unix_seconds`],
+/// it saturates at the latest time the platform holds instead of panicking.
 pub fn from_unix_micros(unix_micros: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(unix_micros)
+    after_epoch(Duration::from_micros(unix_micros))
+}
+
+/// `UNIX_EPOCH + elapsed`, or the latest time `SystemTime` holds when that is further: found
+/// by bisection over whole seconds, as the bound differs between platforms and is not
+/// exposed. Only times past it pay for the search.
+fn after_epoch(elapsed: Duration) -> SystemTime {
+    if let Some(time) = UNIX_EPOCH.checked_add(elapsed) {
+        return time;
+    }
+    // Invariant: `low` seconds fit, `high` do not.
+    let (mut low, mut high) = (0, elapsed.as_secs());
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if UNIX_EPOCH
+            .checked_add(Duration::from_secs(middle))
+            .is_some()
+        {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    UNIX_EPOCH + Duration::from_secs(low)
 }
 
 /// `time` as an RFC 3339 UTC timestamp to the second, `YYYY-MM-DDTHH:MM:SSZ`.
@@ -186,6 +230,39 @@ mod tests {
         manual.advance(Duration::from_micros(1_500_001));
         assert_eq!(clock.now(), 4);
         assert_eq!(unix_micros(clock.time()), 4_500_001);
+    }
+
+    #[test]
+    fn huge_times_saturate_instead_of_panicking() {
+        let latest = from_unix_seconds(u64::MAX);
+        assert!(latest > from_unix_seconds(1 << 40));
+        // Saturated: nothing later exists, and every huge value lands on it.
+        assert!(latest.checked_add(Duration::from_secs(1)).is_none());
+        assert_eq!(from_unix_seconds(u64::MAX / 2), latest);
+        assert_eq!(
+            unix_seconds(latest),
+            unix_seconds(from_unix_seconds(u64::MAX - 7))
+        );
+        // Microseconds all fit on 64-bit Unix, and still convert exactly.
+        assert_eq!(unix_micros(from_unix_micros(u64::MAX)), u64::MAX);
+        // Where they would not, they saturate too.
+        assert_eq!(after_epoch(Duration::MAX), latest);
+    }
+
+    #[test]
+    fn a_manual_clock_saturates_instead_of_wrapping() {
+        let manual = ManualClock::new(u64::MAX / 1_000_000 - 1);
+        let clock = Clock::from(manual.clone());
+        manual.advance(Duration::from_secs(10));
+        assert_eq!(clock.now(), u64::MAX / 1_000_000);
+        manual.advance(Duration::MAX);
+        assert_eq!(unix_micros(clock.time()), u64::MAX);
+        manual.advance(Duration::from_micros(1));
+        assert_eq!(unix_micros(clock.time()), u64::MAX, "still at the end");
+        assert!(clock.now() > 1_000_000_000, "never wrapped to the past");
+        // Setting it far past what microseconds hold saturates as well.
+        manual.set(u64::MAX);
+        assert_eq!(unix_micros(clock.time()), u64::MAX);
     }
 
     #[test]

@@ -81,6 +81,13 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthError> {
 }
 
 /// The value of cookie `name`; two cookies of that name are two credentials.
+///
+/// Split by hand rather than with `cookie::Cookie::split_parse` (the `cookie` crate does
+/// build the cookies this crate sets): on a five-cookie header holding a 300-byte token,
+/// this takes about 4,000 instructions and `split_parse` about 6,400 (callgrind, release
+/// build, cookie 0.18.2), and `split_parse` needs the header as `&str`, so one other cookie
+/// with a non-ASCII byte (obs-text, which HTTP allows) would hide the token. The grammar is
+/// small: pairs split on `;`, trimmed, the name compared exactly, one pair of quotes removed.
 pub(crate) fn cookie<'a>(
     headers: &'a HeaderMap,
     name: &str,

@@ -802,7 +802,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
                 issued.session_id,
                 issued.sub.clone(),
                 created_at,
-                from_unix_seconds(now + issued.refresh_expires_in),
+                from_unix_seconds(now.saturating_add(issued.refresh_expires_in)),
             )
         };
         match shared.store.create(&session, shared.session_limit).await? {
@@ -899,7 +899,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
             digest: digest(refresh_token),
             next_digest: digest(&issued.refresh_token),
             now,
-            expires_at: now + issued.refresh_expires_in,
+            expires_at: now.saturating_add(issued.refresh_expires_in),
             grace: shared.refresh_grace,
         };
         match shared.store.rotate(&sub, &sid, &rotation).await? {
@@ -975,7 +975,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
 
     /// Checks a token's signature, header and claims, but not its session.
     #[deprecated(
-        since = "0.2.0",
+        since = "0.1.0",
         note = "it accepts tokens of logged-out sessions: use `authenticate_token`, or \
                 `verify_without_session_check` with `is_live`"
     )]

@@ -11,6 +11,7 @@ mod refusals;
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -20,9 +21,10 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_jwt_auth::store::MemoryStore;
+use tower_jwt_auth::store::{MemoryStore, WhenFull};
 use tower_jwt_auth::{
-    Claims, ErrorHandler, JsonErrors, Keys, Login, ManualClock, Sessions, TokenError,
+    AuthError, Claims, ErrorHandler, IssueError, JsonErrors, Keys, Login, ManualClock,
+    RefusedRequest, SessionId, Sessions, TokenError,
 };
 
 use model::{Harness, Op, ready};
@@ -134,7 +136,13 @@ fn refusal_bodies() -> &'static [String] {
         errors
             .iter()
             .map(|error| {
-                let body = ready(JsonErrors.render(error).into_body().collect()).unwrap();
+                let body = ready(
+                    JsonErrors
+                        .render(error, &RefusedRequest::unknown())
+                        .into_body()
+                        .collect(),
+                )
+                .unwrap();
                 String::from_utf8(body.to_bytes().to_vec()).unwrap()
             })
             .collect()
@@ -321,7 +329,7 @@ proptest! {
             );
             assert_refusal(&answer, &token)?;
             let text = String::from_utf8_lossy(&token);
-            prop_assert!(matches!(sessions.verify(&text), Err(TokenError::TooLong)));
+            prop_assert!(matches!(sessions.verify_without_session_check(&text), Err(TokenError::TooLong)));
         }
     }
 
@@ -445,7 +453,10 @@ fn non_canonical_spellings_of_a_valid_token_are_refused() {
                     matches!(answer.status.as_u16(), 400 | 401),
                     "segment {index} spelled {spelling:?}: {answer:?}"
                 );
-                assert!(world.plain.verify(&other).is_err(), "{other}");
+                assert!(
+                    world.plain.verify_without_session_check(&other).is_err(),
+                    "{other}"
+                );
                 tried += 1;
             }
         }
@@ -481,20 +492,24 @@ fn op() -> impl Strategy<Value = Op> {
             user.clone(),
             id.clone(),
             prop_oneof![3 => Just(0u64), 1 => 0..5u64],
+            prop_oneof![2 => Just(0u64), 1 => 0..3u64, 1 => 0..3_000_000u64],
             0..30u64,
             proptest::option::of((0..4u32, any::<bool>())),
             0..2u8,
             any::<bool>(),
         )
-            .prop_map(|(user, id, backdate, ttl, limit, digest, metadata)| Op::Create {
-                user,
-                id,
-                backdate,
-                ttl,
-                limit,
-                digest,
-                metadata,
-            }),
+            .prop_map(
+                |(user, id, backdate, auth_lag, ttl, limit, digest, metadata)| Op::Create {
+                    user,
+                    id,
+                    backdate,
+                    auth_lag,
+                    ttl,
+                    limit,
+                    digest,
+                    metadata,
+                }
+            ),
         4 => (user.clone(), id.clone(), 0..6u64, small.clone()).prop_map(
             |(user, id, touch_interval, lag)| Op::IsActive {
                 user,
@@ -525,13 +540,25 @@ fn op() -> impl Strategy<Value = Op> {
                     lag,
                 }
             ),
+        2 => Just(Op::Repeat),
         2 => (user.clone(), id).prop_map(|(user, id)| Op::Revoke { user, id }),
         1 => user.clone().prop_map(|user| Op::RevokeAll { user }),
-        1 => (user.clone(), -5..5i64)
-            .prop_map(|(user, offset)| Op::RevokeCreatedBefore { user, offset }),
-        1 => (user, small).prop_map(|(user, lag)| Op::List { user, lag }),
+        1 => (
+            user.clone(),
+            prop_oneof![-3..3i64, -5_000_000..5_000_000i64],
+            prop_oneof![Just(0u64), 0..10u64, 0..100u64],
+        )
+            .prop_map(|(user, offset, keep)| Op::RevokeAuthenticatedBefore { user, offset, keep }),
+        1 => (user, small, prop_oneof![0..4usize, Just(usize::MAX)])
+            .prop_map(|(user, lag, max)| Op::List { user, lag, max }),
         1 => Just(Op::Sweep),
-        3 => prop_oneof![3 => 0..3u64, 1 => 0..30u64].prop_map(|seconds| Op::Advance { seconds }),
+        3 => prop_oneof![
+            3 => Just(0u64),
+            3 => 0..2_000u64,
+            3 => 0..3_000_000u64,
+            1 => 0..30_000_000u64,
+        ]
+        .prop_map(|micros| Op::Advance { micros }),
     ]
 }
 
@@ -547,4 +574,147 @@ proptest! {
             return Err(TestCaseError::fail(difference));
         }
     }
+}
+
+// ===== the contract as `Sessions` uses it =====
+
+/// Sessions on a fresh memory store, on a clock of their own standing at `NOW`.
+fn fresh(limit: Option<u32>) -> (Sessions<MemoryStore>, ManualClock) {
+    let clock = ManualClock::new(NOW);
+    let builder =
+        Sessions::builder(Keys::hs256(SECRET).unwrap(), MemoryStore::new()).clock(clock.clone());
+    let builder = match limit {
+        Some(max) => builder.session_limit(max, WhenFull::EndOldest),
+        None => builder.no_session_limit(),
+    };
+    (builder.build().unwrap(), clock)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `max + extra` logins of one user within one second (the clock moving by a few
+    /// microseconds or not at all): exactly the `max` last logged in survive, and the
+    /// tokens of the others are refused as revoked.
+    #[test]
+    fn the_oldest_session_is_the_first_created(
+        max in 1..12u32,
+        extra in 1..4u32,
+        steps in proptest::collection::vec(prop_oneof![Just(0u64), 0..50u64], 16),
+    ) {
+        let (sessions, clock) = fresh(Some(max));
+        let mut issued = Vec::new();
+        for n in 0..(max + extra) as usize {
+            clock.advance(Duration::from_micros(steps[n % steps.len()]));
+            issued.push(ready(sessions.issue(Login::new("alice"))).unwrap());
+        }
+        prop_assert_eq!(clock.now(), NOW, "all within one second");
+        let listed: Vec<SessionId> = ready(sessions.list("alice"))
+            .unwrap()
+            .iter()
+            .map(|session| session.id)
+            .collect();
+        let newest: Vec<SessionId> =
+            issued[extra as usize..].iter().map(|issued| issued.session_id).collect();
+        prop_assert_eq!(listed, newest);
+        for (n, issued) in issued.iter().enumerate() {
+            let accepted = ready(sessions.authenticate_token(&issued.access_token));
+            if n < extra as usize {
+                prop_assert!(
+                    matches!(accepted, Err(AuthError::InvalidToken(TokenError::Revoked))),
+                    "login {n} survived: {accepted:?}"
+                );
+            } else {
+                prop_assert!(accepted.is_ok(), "login {n} refused: {accepted:?}");
+            }
+        }
+    }
+
+    /// `revoke_issued_before(T)` among logins in flight, each authenticated a few
+    /// microseconds before or after `T` and stored before or after the revocation: no
+    /// session authenticated before `T` is live afterwards, whatever the order; the others
+    /// all are.
+    #[test]
+    fn revoking_by_time_is_a_barrier(
+        logins in proptest::collection::vec((-3..3i64, any::<bool>()), 1..10),
+    ) {
+        let (sessions, clock) = fresh(None);
+        let barrier = clock.time();
+        // The logins are stored a second later; only their authentication is near `T`.
+        clock.advance(Duration::from_secs(1));
+        let at = |offset: i64| {
+            if offset < 0 {
+                barrier - Duration::from_micros(offset.unsigned_abs())
+            } else {
+                barrier + Duration::from_micros(offset.unsigned_abs())
+            }
+        };
+        let issue = |offset: i64| {
+            ready(sessions.issue(Login::new("alice").authenticated_at(at(offset))))
+        };
+        let mut before = Vec::new();
+        for &(offset, _) in logins.iter().filter(|(_, early)| *early) {
+            before.push((offset, issue(offset).unwrap()));
+        }
+        ready(sessions.revoke_issued_before("alice", barrier)).unwrap();
+        let mut live = 0;
+        for (offset, issued) in &before {
+            let accepted = ready(sessions.authenticate_token(&issued.access_token));
+            prop_assert_eq!(accepted.is_ok(), *offset >= 0, "{}: {:?}", offset, accepted);
+            live += usize::from(*offset >= 0);
+        }
+        for &(offset, _) in logins.iter().filter(|(_, early)| !*early) {
+            match issue(offset) {
+                Ok(issued) => {
+                    prop_assert!(offset >= 0, "authenticated {offset}us before the mark, yet created");
+                    prop_assert!(ready(sessions.authenticate_token(&issued.access_token)).is_ok());
+                    live += 1;
+                }
+                Err(error) => {
+                    prop_assert!(offset < 0, "authenticated {offset}us after the mark, refused: {error:?}");
+                    prop_assert!(matches!(error, IssueError::AuthenticatedBeforeRevocation), "{error:?}");
+                }
+            }
+        }
+        prop_assert_eq!(ready(sessions.list("alice")).unwrap().len(), live);
+    }
+}
+
+/// A listing stops at the session limit, keeping the newest: a user cannot make one call
+/// read more than that.
+#[test]
+fn a_listing_is_bounded_by_the_limit() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(NOW);
+    let keys = || Keys::hs256(SECRET).unwrap();
+    let unlimited = Sessions::builder(keys(), store.clone())
+        .clock(clock.clone())
+        .no_session_limit()
+        .build()
+        .unwrap();
+    let limited = Sessions::builder(keys(), store)
+        .clock(clock)
+        .session_limit(3, WhenFull::RefuseNew)
+        .build()
+        .unwrap();
+    let ids: Vec<SessionId> = (0..5)
+        .map(|_| {
+            ready(unlimited.issue(Login::new("alice")))
+                .unwrap()
+                .session_id
+        })
+        .collect();
+    let listed = |sessions: &Sessions<MemoryStore>| -> Vec<SessionId> {
+        ready(sessions.list("alice"))
+            .unwrap()
+            .iter()
+            .map(|session| session.id)
+            .collect()
+    };
+    assert_eq!(listed(&unlimited), ids);
+    assert_eq!(listed(&limited), ids[2..]);
+    assert!(matches!(
+        ready(limited.issue(Login::new("alice"))),
+        Err(IssueError::TooManySessions)
+    ));
 }

@@ -6,7 +6,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use tower::ServiceExt;
+use tower_jwt_auth::clock::from_unix_seconds;
 use tower_jwt_auth::store::{MemoryStore, SessionStore, WhenFull};
 use tower_jwt_auth::{
     AuthError, IssueError, Issued, Keys, Login, ManualClock, Sessions, SessionsBuilder, TokenError,
@@ -249,13 +253,17 @@ async fn last_use_is_recorded_at_most_once_per_interval<St: SessionStore>(store:
 
     clock.advance(Duration::from_secs(30));
     assert!(accepted(&sessions, &login.access_token).await);
-    assert_eq!(last_used().await, start, "within the interval: no write");
+    assert_eq!(
+        last_used().await,
+        from_unix_seconds(start),
+        "within the interval: no write"
+    );
     clock.advance(Duration::from_secs(31));
     assert!(accepted(&sessions, &login.access_token).await);
-    assert_eq!(last_used().await, start + 61);
+    assert_eq!(last_used().await, from_unix_seconds(start + 61));
     clock.advance(Duration::from_secs(10));
     assert!(accepted(&sessions, &login.access_token).await);
-    assert_eq!(last_used().await, start + 61);
+    assert_eq!(last_used().await, from_unix_seconds(start + 61));
 }
 
 async fn a_full_user_is_refused_a_new_login<St: SessionStore>(store: St) {
@@ -292,7 +300,8 @@ async fn sessions_issued_before_a_time_end<St: SessionStore>(store: St) {
     let sessions = sessions(store, &clock, |b| b);
     let before = sessions.issue(Login::new("alice")).await.unwrap();
     clock.advance(Duration::from_secs(10));
-    let password_changed = clock.now();
+    // To the microsecond: a login authenticated at the very moment of the change survives.
+    let password_changed = clock.time();
     let after = sessions.issue(Login::new("alice")).await.unwrap();
     let bob = sessions.issue(Login::new("bob")).await.unwrap();
     assert_eq!(
@@ -333,6 +342,181 @@ async fn a_user_ends_another_device_but_not_someone_elses<St: SessionStore>(stor
         .map(|s| s.user_agent)
         .collect();
     assert_eq!(agents, [Some("laptop".to_owned())]);
+}
+
+/// Sessions with the default leeway (30 s), unlike [`sessions`].
+fn sessions_with_default_leeway<St: SessionStore>(store: St, clock: &ManualClock) -> Sessions<St> {
+    Sessions::builder(Keys::hs256([9; 32]).unwrap(), store)
+        .clock(clock.clone())
+        .access_ttl(Duration::from_secs(15 * 60))
+        .refresh_idle_timeout(Duration::from_secs(HOUR))
+        .session_lifetime(Duration::from_secs(3 * HOUR))
+        .build()
+        .unwrap()
+}
+
+/// Sends `token` to the refresh endpoint as JSON or as the OAuth form; the status and the
+/// JSON body.
+async fn refresh_request<St: SessionStore>(
+    sessions: &Sessions<St>,
+    token: &str,
+    oauth: bool,
+) -> (StatusCode, serde_json::Value) {
+    let (content_type, body) = if oauth {
+        (
+            "application/x-www-form-urlencoded",
+            format!("grant_type=refresh_token&refresh_token={token}"),
+        )
+    } else {
+        (
+            "application/json",
+            serde_json::json!({ "refresh_token": token }).to_string(),
+        )
+    };
+    let request = Request::post("/refresh")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::<Bytes>::from(body))
+        .unwrap();
+    let response = sessions.refresh_service().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// A session refreshed until its refresh token expires exactly at the session's absolute
+/// end; that token and the end (Unix seconds).
+async fn refreshed_to_the_end<St: SessionStore>(
+    sessions: &Sessions<St>,
+    clock: &ManualClock,
+) -> (Issued, u64) {
+    let login = sessions.issue(Login::new("alice")).await.unwrap();
+    let end = clock.now() + 3 * HOUR;
+    let mut current = login;
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(50 * 60));
+        current = sessions.refresh(&current.refresh_token).await.unwrap();
+    }
+    assert_eq!(
+        clock.now() + current.refresh_expires_in,
+        end,
+        "the refresh token ends with the session"
+    );
+    (current, end)
+}
+
+async fn a_refresh_just_after_the_absolute_end_is_refused<St: SessionStore + Clone>(store: St) {
+    // Within the default leeway after its `exp`, the refresh token still verifies; its
+    // session has ended all the same. A debug build (overflow checks on) runs this: a
+    // lifetime computed as `end - now` would panic here.
+    for after in [0, 1, 15, 29] {
+        let clock = clock();
+        let sessions = sessions_with_default_leeway(store.clone(), &clock);
+        let (current, end) = refreshed_to_the_end(&sessions, &clock).await;
+        clock.set(end + after);
+        assert!(
+            matches!(
+                refused(sessions.refresh(&current.refresh_token).await),
+                TokenError::Expired
+            ),
+            "{after} s after the end"
+        );
+        let (status, body) = refresh_request(&sessions, &current.refresh_token, false).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{after} s after: {body}");
+        assert_eq!(body["error"], "invalid_grant", "{after} s after: {body}");
+        let (status, body) = refresh_request(&sessions, &current.refresh_token, true).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{after} s after: {body}");
+        assert_eq!(body["error"], "invalid_grant", "{after} s after: {body}");
+        assert!(!accepted(&sessions, &current.access_token).await);
+    }
+}
+
+async fn no_refresh_yields_a_token_outliving_its_session<St: SessionStore>(store: St) {
+    // Refreshes at uneven steps (some landing a few seconds before or after the end, with
+    // the default leeway): every pair issued ends by the session's end, and so does the
+    // stored session; past the end, every refresh is refused.
+    // From the login: 2 999 s, 3 000, 6 599, ..., 9 705, 10 795, 10 798 (the last
+    // refresh), then 10 805: 5 s past the end, within the leeway of the token's `exp`.
+    let steps = [
+        2_999, 1, 3_599, 17, 1_200, 59, 1_799, 29, 1, 1, 1_090, 3, 7, 600,
+    ];
+    let clock = clock();
+    let sessions = sessions_with_default_leeway(store, &clock);
+    let login = sessions.issue(Login::new("alice")).await.unwrap();
+    let end = clock.now() + 3 * HOUR;
+    let mut current = login;
+    let mut refreshed = 0;
+    for step in steps.iter().cycle().take(40) {
+        clock.advance(Duration::from_secs(*step));
+        let now = clock.now();
+        match sessions.refresh(&current.refresh_token).await {
+            Ok(issued) => {
+                assert!(now < end, "refreshed at {now}, the session ended at {end}");
+                assert!(now + issued.expires_in <= end);
+                assert!(now + issued.refresh_expires_in <= end);
+                let claims = sessions
+                    .verify_without_session_check(&issued.access_token)
+                    .unwrap();
+                assert!(claims.exp <= end, "access token until {}", claims.exp);
+                for session in sessions.list("alice").await.unwrap() {
+                    assert!(session.expires_at <= from_unix_seconds(end));
+                }
+                refreshed += 1;
+                current = issued;
+            }
+            Err(error) => {
+                // Idle (the token expired) or past the end: either way, never again.
+                assert!(
+                    matches!(
+                        error,
+                        IssueError::Refused(TokenError::Expired | TokenError::Revoked)
+                    ),
+                    "{error:?}"
+                );
+                assert!(
+                    now >= end || now >= clock.now() - step + current.refresh_expires_in,
+                    "refused at {now}, before the end and the idle timeout: {error:?}"
+                );
+                break;
+            }
+        }
+    }
+    assert_eq!(refreshed, 12, "the last refresh 2 s before the end");
+    assert_eq!(clock.now(), end + 5, "refused 5 s after the end");
+    assert!(
+        sessions.refresh(&current.refresh_token).await.is_err(),
+        "a refresh after the end"
+    );
+}
+
+async fn the_refresh_path_bounds_the_length_before_parsing<St: SessionStore>(store: St) {
+    // A header that does not parse: read before the length was checked, it would be named
+    // malformed.
+    let clock = clock();
+    let sessions = sessions(store, &clock, |b| b.max_token_len(1024));
+    let garbage = format!("!{}.e30.sig", "!".repeat(1024));
+    assert!(matches!(
+        refused(sessions.refresh(&garbage).await),
+        TokenError::TooLong
+    ));
+    // A real refresh token made too long is refused as such, and the session is untouched.
+    let login = sessions.issue(Login::new("alice")).await.unwrap();
+    let padded = format!("{}{}", login.refresh_token, "A".repeat(1024));
+    assert!(matches!(
+        refused(sessions.refresh(&padded).await),
+        TokenError::TooLong
+    ));
+    for oauth in [false, true] {
+        let (status, body) = refresh_request(&sessions, &garbage, oauth).await;
+        assert_eq!(body["error_description"], "token too long", "{body}");
+        assert_ne!(status, StatusCode::OK);
+    }
+    // Exactly at the limit, the length passes and the header is read.
+    let at_limit = format!("!{}", "!".repeat(1023));
+    assert!(matches!(
+        refused(sessions.refresh(&at_limit).await),
+        TokenError::Malformed(_)
+    ));
+    assert!(sessions.refresh(&login.refresh_token).await.is_ok());
 }
 
 macro_rules! on_both_stores {
@@ -381,4 +565,7 @@ on_both_stores!(
     a_full_user_loses_the_oldest_session,
     sessions_issued_before_a_time_end,
     a_user_ends_another_device_but_not_someone_elses,
+    a_refresh_just_after_the_absolute_end_is_refused,
+    no_refresh_yields_a_token_outliving_its_session,
+    the_refresh_path_bounds_the_length_before_parsing,
 );

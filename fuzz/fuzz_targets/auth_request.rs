@@ -68,10 +68,11 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use tower::{Layer, Service, service_fn};
+use tower_jwt_auth::clock::from_unix_seconds as at;
 use tower_jwt_auth::store::{MemoryStore, Session, SessionStore};
 use tower_jwt_auth::{
-    AuthError, Claims, ErrorHandler, JsonErrors, Keys, ManualClock, RequestError, SessionId,
-    Sessions, TokenError,
+    AuthError, Claims, ErrorHandler, JsonErrors, Keys, ManualClock, RefusedRequest, RequestError,
+    SessionId, Sessions, TokenError,
 };
 
 /// The fixed time of every request.
@@ -130,18 +131,18 @@ fn build_world() -> World {
     for (sub, n) in LIVE {
         create(
             &store,
-            Session::new(session_id(n), sub, NOW - 100, NOW + day),
+            Session::new(session_id(n), sub, at(NOW - 100), at(NOW + day)),
         );
     }
     create(
         &store,
-        Session::new(session_id(4), "bob", NOW - 100, NOW + day),
+        Session::new(session_id(4), "bob", at(NOW - 100), at(NOW + day)),
     );
     assert!(ready(store.revoke("bob", &session_id(4))).unwrap());
     // Expired, not yet swept.
     create(
         &store,
-        Session::new(session_id(5), "carol", NOW - 1000, NOW - 10),
+        Session::new(session_id(5), "carol", at(NOW - 1000), at(NOW - 10)),
     );
 
     let sign = |alg: &str, kid: Option<&str>, typ: &str, key: &[u8; 32], claims: String| {
@@ -301,7 +302,13 @@ fn build_world() -> World {
         .collect();
     let bodies = refusals::every_refusal()
         .iter()
-        .map(|error| collect(JsonErrors.render(error).into_body()))
+        .map(|error| {
+            collect(
+                JsonErrors
+                    .render(error, &RefusedRequest::unknown())
+                    .into_body(),
+            )
+        })
         .collect();
     let world = World {
         configs,
@@ -961,7 +968,14 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             assert_eq!(status, error.status(), "{error:?} expected for {headers:?}");
             assert_eq!(challenge, error.challenge(config.realm), "for {headers:?}");
-            assert_eq!(body, collect(JsonErrors.render(&error).into_body()));
+            assert_eq!(
+                body,
+                collect(
+                    JsonErrors
+                        .render(&error, &RefusedRequest::unknown())
+                        .into_body()
+                )
+            );
         }
         Ok(token) => {
             let seen = match &resigned {

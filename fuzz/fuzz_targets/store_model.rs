@@ -1,6 +1,7 @@
 //! Fuzz target `store_model`: sequences of store operations (create with or without a session
-//! limit, `is_active` with touch, `rotate`, `revoke`, `revoke_all`, `revoke_created_before`,
-//! `list`, `sweep`, time moving on) on a few users and session ids, run on `MemoryStore` and
+//! limit, `is_active` with touch, `rotate`, a create or rotate repeated as a retry, `revoke`,
+//! `revoke_all`, `revoke_authenticated_before`, `list` of at most a few, `sweep`, time moving
+//! on by microseconds or seconds) on a few users and session ids, run on `MemoryStore` and
 //! on the reference model of `tests/model/mod.rs`; every answer, every user's live sessions
 //! and the number of sessions held must agree after each step.
 //!
@@ -37,11 +38,17 @@ fuzz_target!(|data: &[u8]| {
         && ops.len() < MAX_OPS
     {
         let mut field = || bytes.next().unwrap_or(0);
-        ops.push(match tag % 9 {
+        ops.push(match tag % 10 {
             0 => Op::Create {
                 user: field(),
                 id: field(),
                 backdate: u64::from(field() % 4),
+                // Mostly authenticated at creation, else a few microseconds or seconds before.
+                auth_lag: match field() {
+                    0..=127 => 0,
+                    lag @ 128..=223 => u64::from(lag % 8),
+                    lag => u64::from(lag % 4) * 1_000_000,
+                },
                 ttl: u64::from(field() % 32),
                 limit: {
                     let limit = field();
@@ -71,20 +78,32 @@ fuzz_target!(|data: &[u8]| {
                 id: field(),
             },
             4 => Op::RevokeAll { user: field() },
-            5 => Op::RevokeCreatedBefore {
+            5 => Op::RevokeAuthenticatedBefore {
                 user: field(),
-                offset: i64::from(field() % 11) - 5,
+                // Microseconds around now, or whole seconds.
+                offset: match field() {
+                    near @ 0..=127 => i64::from(near % 11) - 5,
+                    far => (i64::from(far % 11) - 5) * 1_000_000,
+                },
+                keep: u64::from(field() % 64),
             },
             6 => Op::List {
                 user: field(),
                 lag: u64::from(field() % 4),
+                max: match field() % 5 {
+                    4 => usize::MAX,
+                    max => usize::from(max),
+                },
             },
             7 => Op::Sweep,
+            8 => Op::Repeat,
             _ => Op::Advance {
-                seconds: match field() {
+                micros: match field() {
                     // Now and then, far enough for every session to expire.
-                    big @ 240.. => u64::from(big - 239) * 100,
-                    small => u64::from(small % 16),
+                    big @ 240.. => u64::from(big - 239) * 100_000_000,
+                    // Often not a whole second: logins in the same second.
+                    small @ 128.. => u64::from(small % 16) * 1_000_000,
+                    tiny => u64::from(tiny % 8),
                 },
             },
         });

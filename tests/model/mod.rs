@@ -4,10 +4,23 @@
 //! Shared by the property tests (`tests/properties.rs`) and the `store_model` fuzz target
 //! (`fuzz/fuzz_targets/store_model.rs`, through `#[path]`), so the model is written once.
 //!
-//! The model is a `BTreeMap` from session id to session. Expired sessions stay in it until
+//! The model is a `BTreeMap` from session id to session, each numbered in the order it was
+//! created, and a map from user to their "not before" mark. Expired sessions stay in it until
 //! one of the removal points the store documents drops them (a `create` of the same user, a
-//! `sweep`, a revoke), because some answers count them: `revoke_all` and `revoke` answer for
-//! what was there, expired or not, and `len` counts what is held.
+//! `sweep`, a revoke), because some answers count them: `revoke_all`, `revoke` and
+//! `revoke_authenticated_before` answer for what was there, expired or not, and `len` counts
+//! what is held.
+//!
+//! What it pins down of the contract:
+//! - "oldest" is the first created, by the order of the calls, whatever the creation times
+//!   say (the harness's clock moves in microseconds, often not at all between two logins,
+//!   and a login may be backdated);
+//! - the "not before" mark: raised (never lowered) by `revoke_authenticated_before`, checked
+//!   by `create` against the authentication time to the microsecond, forgotten by `sweep`
+//!   once kept long enough and the user holds no session;
+//! - a `create` or `rotate` repeated with the same arguments ([`Op::Repeat`]) answers as it
+//!   did the first time, as long as nothing changed the session in between;
+//! - `list` returns at most the `max` newest live sessions, oldest first.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,6 +29,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use tower_jwt_auth::SessionId;
+use tower_jwt_auth::clock::{from_unix_micros, from_unix_seconds, unix_micros, unix_seconds};
 use tower_jwt_auth::store::{
     Created, MemoryStore, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
     WhenFull,
@@ -29,6 +43,8 @@ pub const IDS: u8 = 6;
 
 /// When every sequence starts (seconds since the Unix epoch).
 pub const START: u64 = 1_000;
+
+const MICROS: u64 = 1_000_000;
 
 /// The session id numbered `n`.
 pub fn session_id(n: u8) -> SessionId {
@@ -47,11 +63,14 @@ pub fn digest(n: u8) -> [u8; 32] {
 /// range), times are offsets from the sequence's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// `create` of a session starting `backdate` seconds ago and lasting `ttl` from then.
+    /// `create` of a session starting `backdate` seconds ago, authenticated `auth_lag`
+    /// microseconds before it starts, and lasting `ttl` whole seconds from the second it
+    /// starts in.
     Create {
         user: u8,
         id: u8,
         backdate: u64,
+        auth_lag: u64,
         ttl: u64,
         /// A session limit: the most sessions, and whether the oldest end (or the new one is
         /// refused).
@@ -80,18 +99,22 @@ pub enum Op {
         grace: u64,
         lag: u64,
     },
+    /// The last `create` or `rotate` again, with the very same arguments: a retry after a
+    /// lost answer (nothing when there was none).
+    Repeat,
     /// `revoke`.
     Revoke { user: u8, id: u8 },
     /// `revoke_all`.
     RevokeAll { user: u8 },
-    /// `revoke_created_before` a time `offset` seconds from now (negative: in the past).
-    RevokeCreatedBefore { user: u8, offset: i64 },
-    /// `list`, `lag` seconds in the past.
-    List { user: u8, lag: u64 },
+    /// `revoke_authenticated_before` a time `offset` microseconds from now (negative: in
+    /// the past), the mark kept until `keep` seconds from now.
+    RevokeAuthenticatedBefore { user: u8, offset: i64, keep: u64 },
+    /// `list` of at most `max` sessions, `lag` seconds in the past.
+    List { user: u8, lag: u64, max: usize },
     /// `MemoryStore::sweep` at the sequence's clock.
     Sweep,
-    /// The sequence's clock moves on.
-    Advance { seconds: u64 },
+    /// The sequence's clock moves on, by microseconds (often less than a second).
+    Advance { micros: u64 },
 }
 
 /// What a store answered.
@@ -105,13 +128,13 @@ pub enum Answer {
     Rotated(Rotated),
     /// From `revoke`.
     Revoked(bool),
-    /// From `revoke_all` and `revoke_created_before`.
+    /// From `revoke_all` and `revoke_authenticated_before`.
     Ended(u64),
     /// From `list`.
     Listed(Vec<Session>),
     /// From `sweep`.
     Swept(usize),
-    /// From `Advance`.
+    /// From `Advance`, or a `Repeat` with nothing to repeat.
     Nothing,
 }
 
@@ -127,16 +150,49 @@ pub fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// The reference: every session held, by id.
+/// A session held by the model, numbered in creation order.
+#[derive(Debug, Clone)]
+struct Held {
+    session: Session,
+    order: u64,
+}
+
+impl Held {
+    fn expires_at(&self) -> u64 {
+        unix_seconds(self.session.expires_at)
+    }
+}
+
+/// A user's "not before" mark: `before` in microseconds, `keep_until` in seconds.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    before: u64,
+    keep_until: u64,
+}
+
+/// The reference: every session held, by id, and every user's mark.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
-    sessions: BTreeMap<SessionId, Session>,
+    sessions: BTreeMap<SessionId, Held>,
+    marks: BTreeMap<String, Mark>,
+    created: u64,
+}
+
+/// `session` as a store gives it back: creation and authentication to the microsecond, the
+/// other times to the second.
+fn as_stored(session: &Session) -> Session {
+    let mut stored = session.clone();
+    stored.created_at = from_unix_micros(unix_micros(session.created_at));
+    stored.authenticated_at = from_unix_micros(unix_micros(session.authenticated_at));
+    stored.expires_at = from_unix_seconds(unix_seconds(session.expires_at));
+    stored.last_used_at = from_unix_seconds(unix_seconds(session.last_used_at));
+    stored
 }
 
 impl Model {
     /// Sessions of `sub` held, expired or not.
-    fn of<'a>(&'a self, sub: &'a str) -> impl Iterator<Item = &'a Session> + 'a {
-        self.sessions.values().filter(move |s| s.sub == sub)
+    fn of<'a>(&'a self, sub: &'a str) -> impl Iterator<Item = &'a Held> + 'a {
+        self.sessions.values().filter(move |s| s.session.sub == sub)
     }
 
     fn create(
@@ -144,13 +200,30 @@ impl Model {
         session: &Session,
         limit: Option<SessionLimit>,
     ) -> Result<Created, String> {
-        let now = session.created_at;
+        let now = unix_seconds(session.created_at);
         // A write of a user first drops that user's expired sessions.
         self.sessions
-            .retain(|_, s| s.sub != session.sub || now < s.expires_at);
-        // The memory store refuses an id that any user has.
-        if self.sessions.contains_key(&session.id) {
-            return Err("Conflict".to_owned());
+            .retain(|_, s| s.session.sub != session.sub || now < s.expires_at());
+        // The memory store refuses an id that any user has, unless it is this very session
+        // created before (as long as its refresh token did not rotate since).
+        if let Some(held) = self.sessions.get(&session.id) {
+            let was = &held.session;
+            let same = was.sub == session.sub
+                && unix_micros(was.created_at) == unix_micros(session.created_at)
+                && unix_micros(was.authenticated_at) == unix_micros(session.authenticated_at)
+                && was.refresh.generation == session.refresh.generation
+                && was.refresh.digest == session.refresh.digest;
+            return if same {
+                Ok(Created::Live { ended: 0 })
+            } else {
+                Err("Conflict".to_owned())
+            };
+        }
+        if let Some(mark) = self.marks.get(&session.sub)
+            && mark.keep_until > now
+            && unix_micros(session.authenticated_at) < mark.before
+        {
+            return Ok(Created::Barred);
         }
         let mut ended = 0;
         if let Some(limit) = limit {
@@ -158,11 +231,11 @@ impl Model {
                 match limit.when_full {
                     WhenFull::RefuseNew => return Ok(Created::LimitReached),
                     WhenFull::EndOldest => {
+                        // The first created, whatever its creation time says.
                         let oldest = self
                             .of(&session.sub)
-                            .map(|s| (s.created_at, s.id))
-                            .min()
-                            .map(|(_, id)| id);
+                            .min_by_key(|s| s.order)
+                            .map(|s| s.session.id);
                         if let Some(id) = oldest {
                             self.sessions.remove(&id);
                         }
@@ -171,15 +244,21 @@ impl Model {
                 ended += 1;
             }
         }
-        self.sessions.insert(session.id, session.clone());
+        self.created += 1;
+        let held = Held {
+            session: as_stored(session),
+            order: self.created,
+        };
+        self.sessions.insert(session.id, held);
         Ok(Created::Live { ended })
     }
 
     fn is_active(&mut self, sub: &str, id: &SessionId, now: u64, touch_interval: u64) -> bool {
         match self.sessions.get_mut(id) {
-            Some(s) if s.sub == sub && now < s.expires_at => {
-                if now.saturating_sub(s.last_used_at) >= touch_interval {
-                    s.last_used_at = s.last_used_at.max(now);
+            Some(s) if s.session.sub == sub && now < s.expires_at() => {
+                let last_used = unix_seconds(s.session.last_used_at);
+                if now.saturating_sub(last_used) >= touch_interval {
+                    s.session.last_used_at = from_unix_seconds(last_used.max(now));
                 }
                 true
             }
@@ -188,23 +267,28 @@ impl Model {
     }
 
     fn rotate(&mut self, sub: &str, id: &SessionId, rotation: &Rotation) -> Rotated {
-        let Some(s) = self.sessions.get_mut(id).filter(|s| s.sub == sub) else {
+        let Some(s) = self.sessions.get_mut(id).filter(|s| s.session.sub == sub) else {
             return Rotated::Unknown;
         };
-        if rotation.now >= s.expires_at {
+        if rotation.now >= s.expires_at() {
             return Rotated::Unknown;
         }
-        let state = s.refresh;
+        let state = s.session.refresh;
+        let next = rotation.generation.checked_add(1);
         if rotation.generation == state.generation && rotation.digest == state.digest {
-            s.refresh = RefreshState {
+            s.session.refresh = RefreshState {
                 generation: state.generation.saturating_add(1),
                 digest: rotation.next_digest,
                 rotated_at: rotation.now,
             };
-            s.expires_at = rotation.expires_at;
-            s.last_used_at = s.last_used_at.max(rotation.now);
+            s.session.expires_at = from_unix_seconds(rotation.expires_at);
+            let last_used = unix_seconds(s.session.last_used_at);
+            s.session.last_used_at = from_unix_seconds(last_used.max(rotation.now));
             Rotated::Rotated
-        } else if rotation.generation.checked_add(1) == Some(state.generation)
+        } else if next == Some(state.generation) && rotation.next_digest == state.digest {
+            // This very rotation took effect already: a retry changes nothing.
+            Rotated::Rotated
+        } else if next == Some(state.generation)
             && rotation.now < state.rotated_at.saturating_add(rotation.grace)
         {
             Rotated::Forgiven
@@ -215,7 +299,7 @@ impl Model {
     }
 
     fn revoke(&mut self, sub: &str, id: &SessionId) -> bool {
-        if self.sessions.get(id).is_some_and(|s| s.sub == sub) {
+        if self.sessions.get(id).is_some_and(|s| s.session.sub == sub) {
             self.sessions.remove(id);
             true
         } else {
@@ -225,25 +309,46 @@ impl Model {
 
     fn revoke_where(&mut self, sub: &str, condition: impl Fn(&Session) -> bool) -> u64 {
         let before = self.sessions.len();
-        self.sessions.retain(|_, s| s.sub != sub || !condition(s));
+        self.sessions
+            .retain(|_, s| s.session.sub != sub || !condition(&s.session));
         (before - self.sessions.len()) as u64
     }
 
-    fn list(&self, sub: &str, now: u64) -> Vec<Session> {
-        let mut live: Vec<Session> = self
-            .of(sub)
-            .filter(|s| now < s.expires_at)
-            .cloned()
-            .collect();
-        live.sort_by_key(|s| (s.created_at, s.id));
-        live
+    fn revoke_authenticated_before(&mut self, sub: &str, before: u64, keep_until: u64) -> u64 {
+        let mark = self
+            .marks
+            .entry(sub.to_owned())
+            .or_insert(Mark { before, keep_until });
+        // The mark never goes down, nor does how long it is kept.
+        mark.before = mark.before.max(before);
+        mark.keep_until = mark.keep_until.max(keep_until);
+        self.revoke_where(sub, |s| unix_micros(s.authenticated_at) < before)
+    }
+
+    fn list(&self, sub: &str, now: u64, max: usize) -> Vec<Session> {
+        let mut live: Vec<&Held> = self.of(sub).filter(|s| now < s.expires_at()).collect();
+        live.sort_by_key(|s| s.order);
+        let skip = live.len().saturating_sub(max);
+        live[skip..].iter().map(|s| s.session.clone()).collect()
     }
 
     fn sweep(&mut self, now: u64) -> usize {
         let before = self.sessions.len();
-        self.sessions.retain(|_, s| now < s.expires_at);
+        self.sessions.retain(|_, s| now < s.expires_at());
+        // A mark is forgotten once kept long enough, when its user holds no session.
+        let sessions = &self.sessions;
+        self.marks.retain(|sub, mark| {
+            mark.keep_until > now || sessions.values().any(|s| s.session.sub == *sub)
+        });
         before - self.sessions.len()
     }
+}
+
+/// The last call that a retry may repeat, with its arguments as sent.
+#[derive(Debug, Clone)]
+enum Last {
+    Create(Session, Option<SessionLimit>),
+    Rotate(&'static str, SessionId, Rotation),
 }
 
 /// A `MemoryStore` and the model, fed the same operations.
@@ -253,8 +358,9 @@ pub struct Harness {
     pub store: MemoryStore,
     /// The reference.
     pub model: Model,
-    /// The sequence's clock.
-    pub now: u64,
+    /// The sequence's clock, in microseconds since the Unix epoch.
+    pub now_micros: u64,
+    last: Option<Last>,
 }
 
 impl Default for Harness {
@@ -270,8 +376,14 @@ impl Harness {
         Self {
             store: MemoryStore::new(),
             model: Model::default(),
-            now: START,
+            now_micros: START * MICROS,
+            last: None,
         }
+    }
+
+    /// The sequence's clock in whole seconds.
+    pub fn now(&self) -> u64 {
+        self.now_micros / MICROS
     }
 
     /// Runs `op` on both, then compares their answers and every user's live sessions.
@@ -279,24 +391,25 @@ impl Harness {
         let (expected, got) = self.answers(op);
         if expected != got {
             return Err(format!(
-                "{op:?} at {}: model answered {expected:?}, store {got:?}",
-                self.now
+                "{op:?} at {}us: model answered {expected:?}, store {got:?}",
+                self.now_micros
             ));
         }
+        let now = self.now();
         for sub in USERS {
-            let expected = self.model.list(sub, self.now);
-            let got = ready(self.store.list(sub, self.now)).map_err(|e| format!("{e:?}"))?;
+            let expected = self.model.list(sub, now, usize::MAX);
+            let got = ready(self.store.list(sub, now, usize::MAX)).map_err(|e| format!("{e:?}"))?;
             if expected != got {
                 return Err(format!(
-                    "after {op:?} at {}: {sub}'s sessions: model {expected:?}, store {got:?}",
-                    self.now
+                    "after {op:?} at {}us: {sub}'s sessions: model {expected:?}, store {got:?}",
+                    self.now_micros
                 ));
             }
         }
         if self.model.sessions.len() != self.store.len() {
             return Err(format!(
-                "after {op:?} at {}: model holds {} sessions, store {}",
-                self.now,
+                "after {op:?} at {}us: model holds {} sessions, store {}",
+                self.now_micros,
                 self.model.sessions.len(),
                 self.store.len()
             ));
@@ -311,7 +424,8 @@ impl Harness {
 
     /// The model's answer and the store's.
     fn answers(&mut self, op: &Op) -> (Answer, Answer) {
-        let (model, store, now) = (&mut self.model, &self.store, self.now);
+        let now_micros = self.now_micros;
+        let now = self.now();
         let user = |n: u8| USERS[usize::from(n) % USERS.len()];
         let id = |n: u8| session_id(n % IDS);
         match *op {
@@ -319,14 +433,21 @@ impl Harness {
                 user: u,
                 id: i,
                 backdate,
+                auth_lag,
                 ttl,
                 limit,
                 digest: d,
                 metadata,
             } => {
-                let created_at = now.saturating_sub(backdate);
-                let mut session =
-                    Session::new(id(i), user(u), created_at, created_at.saturating_add(ttl));
+                let created_at = now_micros.saturating_sub(backdate.saturating_mul(MICROS));
+                let expires_at = (created_at / MICROS).saturating_add(ttl);
+                let mut session = Session::new(
+                    id(i),
+                    user(u),
+                    from_unix_micros(created_at),
+                    from_unix_seconds(expires_at),
+                );
+                session.authenticated_at = from_unix_micros(created_at.saturating_sub(auth_lag));
                 session.refresh.digest = digest(d);
                 if metadata {
                     session.user_agent = Some(format!("agent {d}"));
@@ -340,12 +461,8 @@ impl Harness {
                         WhenFull::RefuseNew
                     },
                 });
-                (
-                    Answer::Created(model.create(&session, limit)),
-                    Answer::Created(
-                        ready(store.create(&session, limit)).map_err(|e| format!("{e:?}")),
-                    ),
-                )
+                self.last = Some(Last::Create(session, limit));
+                self.repeat()
             }
             Op::IsActive {
                 user: u,
@@ -355,9 +472,9 @@ impl Harness {
             } => {
                 let at = now.saturating_sub(lag);
                 (
-                    Answer::Active(model.is_active(user(u), &id(i), at, touch_interval)),
+                    Answer::Active(self.model.is_active(user(u), &id(i), at, touch_interval)),
                     Answer::Active(
-                        ready(store.is_active(user(u), &id(i), at, touch_interval))
+                        ready(self.store.is_active(user(u), &id(i), at, touch_interval))
                             .unwrap_or_else(|e| panic!("{e:?}")),
                     ),
                 )
@@ -381,51 +498,81 @@ impl Harness {
                     expires_at: at.saturating_add(ttl),
                     grace,
                 };
-                (
-                    Answer::Rotated(model.rotate(user(u), &id(i), &rotation)),
-                    Answer::Rotated(
-                        ready(store.rotate(user(u), &id(i), &rotation))
-                            .unwrap_or_else(|e| panic!("{e:?}")),
-                    ),
-                )
+                self.last = Some(Last::Rotate(user(u), id(i), rotation));
+                self.repeat()
             }
+            Op::Repeat => self.repeat(),
             Op::Revoke { user: u, id: i } => (
-                Answer::Revoked(model.revoke(user(u), &id(i))),
+                Answer::Revoked(self.model.revoke(user(u), &id(i))),
                 Answer::Revoked(
-                    ready(store.revoke(user(u), &id(i))).unwrap_or_else(|e| panic!("{e:?}")),
+                    ready(self.store.revoke(user(u), &id(i))).unwrap_or_else(|e| panic!("{e:?}")),
                 ),
             ),
             Op::RevokeAll { user: u } => (
-                Answer::Ended(model.revoke_where(user(u), |_| true)),
-                Answer::Ended(ready(store.revoke_all(user(u))).unwrap_or_else(|e| panic!("{e:?}"))),
+                Answer::Ended(self.model.revoke_where(user(u), |_| true)),
+                Answer::Ended(
+                    ready(self.store.revoke_all(user(u))).unwrap_or_else(|e| panic!("{e:?}")),
+                ),
             ),
-            Op::RevokeCreatedBefore { user: u, offset } => {
-                let before = now.saturating_add_signed(offset);
+            Op::RevokeAuthenticatedBefore {
+                user: u,
+                offset,
+                keep,
+            } => {
+                let before = now_micros.saturating_add_signed(offset);
+                let keep_until = now.saturating_add(keep);
                 (
-                    Answer::Ended(model.revoke_where(user(u), |s| s.created_at < before)),
+                    Answer::Ended(self.model.revoke_authenticated_before(
+                        user(u),
+                        before,
+                        keep_until,
+                    )),
                     Answer::Ended(
-                        ready(store.revoke_created_before(user(u), before))
-                            .unwrap_or_else(|e| panic!("{e:?}")),
+                        ready(self.store.revoke_authenticated_before(
+                            user(u),
+                            from_unix_micros(before),
+                            from_unix_seconds(keep_until),
+                        ))
+                        .unwrap_or_else(|e| panic!("{e:?}")),
                     ),
                 )
             }
-            Op::List { user: u, lag } => {
+            Op::List { user: u, lag, max } => {
                 let at = now.saturating_sub(lag);
                 (
-                    Answer::Listed(model.list(user(u), at)),
+                    Answer::Listed(self.model.list(user(u), at, max)),
                     Answer::Listed(
-                        ready(store.list(user(u), at)).unwrap_or_else(|e| panic!("{e:?}")),
+                        ready(self.store.list(user(u), at, max))
+                            .unwrap_or_else(|e| panic!("{e:?}")),
                     ),
                 )
             }
             Op::Sweep => (
-                Answer::Swept(model.sweep(now)),
-                Answer::Swept(store.sweep(now)),
+                Answer::Swept(self.model.sweep(now)),
+                Answer::Swept(self.store.sweep(now)),
             ),
-            Op::Advance { seconds } => {
-                self.now = now.saturating_add(seconds);
+            Op::Advance { micros } => {
+                self.now_micros = now_micros.saturating_add(micros);
                 (Answer::Nothing, Answer::Nothing)
             }
+        }
+    }
+
+    /// Sends the last `create` or `rotate` (again) to both.
+    fn repeat(&mut self) -> (Answer, Answer) {
+        let (model, store) = (&mut self.model, &self.store);
+        match &self.last {
+            None => (Answer::Nothing, Answer::Nothing),
+            Some(Last::Create(session, limit)) => (
+                Answer::Created(model.create(session, *limit)),
+                Answer::Created(ready(store.create(session, *limit)).map_err(|e| format!("{e:?}"))),
+            ),
+            Some(Last::Rotate(sub, id, rotation)) => (
+                Answer::Rotated(model.rotate(sub, id, rotation)),
+                Answer::Rotated(
+                    ready(store.rotate(sub, id, rotation)).unwrap_or_else(|e| panic!("{e:?}")),
+                ),
+            ),
         }
     }
 }
