@@ -102,10 +102,15 @@
 //! # Events
 //!
 //! Every script that ends sessions publishes on the channel `<prefix>ended`
-//! ([`RedisStore::events_channel`]), in the same atomic step: `S` followed by the 16 bytes of
-//! the session id when one session ended (logout, the session limit ending the oldest,
-//! refresh-token reuse), `U` followed by the user id when several may have (logout-all,
-//! revocation by time). Expiry publishes nothing: a session's end is known in advance.
+//! ([`RedisStore::events_channel`]), in the same atomic step, one message per ending:
+//!
+//! | payload | published when |
+//! |---|---|
+//! | `S`, the 16 bytes of the session id, then the user id (UTF-8) | one session ended: logout, the session limit ending the oldest, refresh-token reuse, a rotation that brings its end closer |
+//! | `U`, then the user id (UTF-8) | some or all of the user's sessions ended: logout-all, revocation by authentication time |
+//! | `H`, then a tag | a heartbeat of a near-cache's feed (not published by the store's scripts) |
+//!
+//! Expiry publishes nothing: a session's end is known in advance.
 //! [`Ended::parse`] reads them; a [`NearCache`](super::NearCache) fed by
 //! [`RedisStore::near_cache`] lives on them.
 //!
@@ -405,8 +410,13 @@ impl<C> fmt::Debug for RedisStore<C> {
 /// One message on the [events channel](RedisStore::events_channel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended<'a> {
-    /// `S` and the 16 bytes of a session id: that session ended.
-    Session(SessionId),
+    /// `S`, the 16 bytes of a session id, then its user: that session ended.
+    Session {
+        /// The session.
+        id: SessionId,
+        /// Its user.
+        sub: &'a str,
+    },
     /// `U` and a user id: some or all of that user's sessions ended.
     User(&'a str),
     /// `H` and a tag: a heartbeat, published by a near-cache's feed to prove its
@@ -418,7 +428,13 @@ impl<'a> Ended<'a> {
     /// Reads a message; `None` when it is none of the above.
     pub fn parse(payload: &'a [u8]) -> Option<Self> {
         match payload.split_first()? {
-            (b'S', id) => Some(Self::Session(SessionId::from_bytes(id.try_into().ok()?))),
+            (b'S', rest) => {
+                let (id, sub) = rest.split_first_chunk::<16>()?;
+                Some(Self::Session {
+                    id: SessionId::from_bytes(*id),
+                    sub: std::str::from_utf8(sub).ok()?,
+                })
+            }
             (b'U', sub) => Some(Self::User(std::str::from_utf8(sub).ok()?)),
             (b'H', tag) => Some(Self::Heartbeat(tag)),
             _ => None,
@@ -509,8 +525,8 @@ local function forget(id)
   redis.call('HDEL', KEYS[2], id, id .. 'u')
 end
 
-local function ended(channel, id)
-  redis.call('PUBLISH', channel, 'S' .. id)
+local function ended(channel, id, sub)
+  redis.call('PUBLISH', channel, 'S' .. id .. sub)
 end
 
 -- Sessions written before the creation order was kept join it, once.
@@ -538,7 +554,7 @@ end
 /// ARGV: id, expiry, now, record, last use, limit (0 for none), `1` to end the oldest
 /// sessions at the limit (otherwise the new one is refused), the deadline (Redis' Unix
 /// milliseconds), created (unused: the order is the order of logins) and authenticated
-/// (Unix microseconds), the events channel.
+/// (Unix microseconds), the events channel, the user.
 /// Answers `{CREATED, ended, time}`, `{CONFLICT, 0, time}` when the user has the id for
 /// another session, `{LIMIT_REACHED, 0, time}`, `{BARRED, 0, time}` or `{LATE, 0, time}`,
 /// the last having stored nothing; `time` is Redis' (Unix milliseconds).
@@ -579,7 +595,7 @@ if limit > 0 then
     local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
     for i = 1, #oldest do
       forget(oldest[i])
-      ended(ARGV[11], oldest[i])
+      ended(ARGV[11], oldest[i], ARGV[12])
     end
     count = #oldest
   end
@@ -638,7 +654,7 @@ return {expiry, now}
 
 /// ARGV: id, now, the new expiry, the presented generation (8 bytes, big-endian) and
 /// digest, the next generation (8 bytes) and digest, now (8 bytes), the grace period, the
-/// deadline, the events channel. Generations and digests are compared as bytes. Answers
+/// deadline, the events channel, the user. Generations and digests are compared as bytes. Answers
 /// `{code, time}`: one of the `ROTATE_*` codes and Redis' time (Unix milliseconds).
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -671,7 +687,7 @@ if generation == ARGV[4] and digest == ARGV[5] then
   expire_with_last_session()
   if tonumber(ARGV[3]) < tonumber(expiry) then
     -- It ends sooner now: what others remember of it no longer holds.
-    ended(ARGV[11], ARGV[1])
+    ended(ARGV[11], ARGV[1], ARGV[12])
   end
   return {1, time}
 end
@@ -683,7 +699,7 @@ if generation == ARGV[6] and now < u64(rotated_at, 1) + tonumber(ARGV[9]) then
   return {2, time}
 end
 forget(ARGV[1])
-ended(ARGV[11], ARGV[1])
+ended(ARGV[11], ARGV[1], ARGV[12])
 return {3, time}
 ",
         ]
@@ -699,7 +715,7 @@ const ROTATE_REUSED: i64 = 3;
 const ROTATE_LATE: i64 = 4;
 const ROTATE_MALFORMED: i64 = -1;
 
-/// ARGV: id, the events channel. Returns 1 when the session existed.
+/// ARGV: id, the events channel, the user. Returns 1 when the session existed.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -707,7 +723,7 @@ local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1], ARGV[1] .. 'u')
 if removed > 0 then
-  redis.call('PUBLISH', ARGV[2], 'S' .. ARGV[1])
+  redis.call('PUBLISH', ARGV[2], 'S' .. ARGV[1] .. ARGV[3])
 end
 return removed
 ",
@@ -890,6 +906,7 @@ where
                 .arg(unix_micros(session.created_at).min(MAX_EXPIRY))
                 .arg(unix_micros(session.authenticated_at).min(MAX_EXPIRY))
                 .arg(self.events_channel())
+                .arg(&session.sub)
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -960,6 +977,7 @@ where
                 .arg(rotation.grace)
                 .arg(deadline)
                 .arg(self.events_channel())
+                .arg(sub)
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -988,6 +1006,7 @@ where
                 .key(&keys.order)
                 .arg(&sid.as_bytes()[..])
                 .arg(self.events_channel())
+                .arg(sub)
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -1505,12 +1524,22 @@ mod tests {
     #[test]
     fn events_read_back() {
         assert_eq!(
+            Ended::parse(b"S0123456789abcdefalice"),
+            Some(Ended::Session {
+                id: SessionId::from_bytes(*b"0123456789abcdef"),
+                sub: "alice"
+            })
+        );
+        assert_eq!(
             Ended::parse(b"S0123456789abcdef"),
-            Some(Ended::Session(SessionId::from_bytes(*b"0123456789abcdef")))
+            Some(Ended::Session {
+                id: SessionId::from_bytes(*b"0123456789abcdef"),
+                sub: ""
+            })
         );
         assert_eq!(Ended::parse(b"Ualice"), Some(Ended::User("alice")));
         assert_eq!(Ended::parse(b"Hx"), Some(Ended::Heartbeat(b"x")));
-        for bad in [&b""[..], b"S123", b"U\xff", b"X"] {
+        for bad in [&b""[..], b"S123", b"S0123456789abcdef\xff", b"U\xff", b"X"] {
             assert_eq!(Ended::parse(bad), None, "{bad:?}");
         }
     }
