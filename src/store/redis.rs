@@ -87,17 +87,20 @@
 //!
 //! # What a call costs
 //!
-//! With `n` the user's sessions (at most the session limit: 100 unless configured):
+//! With `n` the user's sessions (at most the session limit: 100 unless configured), `e`
+//! the expired ones not yet removed and `k` the sessions a call ends. Every call is one
+//! round trip and one command or script (the first login or refresh of a store also reads
+//! `TIME` once); each ending publishes one event (O(subscribers)).
 //!
-//! | call | Redis work |
-//! |---|---|
-//! | `is_active` (every request) | O(1): `ZSCORE`, and `HGET` (+ `HSET` once per touch interval) |
-//! | `create` (login) | O(log n) plus the expired sessions it drops and the oldest it ends |
-//! | `rotate` (refresh) | O(log n) |
-//! | `revoke` (logout) | O(log n) |
-//! | `revoke_all` | O(n), one `DEL` |
-//! | `revoke_authenticated_before` | O(n): every record of the user is read |
-//! | `list(max)` | O(max + expired sessions skipped) |
+//! | call | Redis work | reads at most |
+//! |---|---|---|
+//! | `is_active` (every request) | O(1): `ZSCORE`, or `ZSCORE` + `HGET` (+ `HSET` once per touch interval) | one session |
+//! | `create` (login) | O(log n + e + k): drops the expired, ends the oldest at the limit | the expired and the ended |
+//! | `rotate` (refresh) | O(log n) | one session |
+//! | `revoke` (logout) | O(log n) | one session |
+//! | `revoke_all` | O(n), one `DEL` | nothing |
+//! | `revoke_authenticated_before` | O(n): authentication times are in the records | n records |
+//! | `list(max)` | O(log n + max + e) | `max` records, skipping the expired |
 //!
 //! # Events
 //!
@@ -132,8 +135,10 @@
 //! after they are sent, and do nothing when Redis runs them past it. The deadline is
 //! expressed in Redis' own time: the store measures Redis' clock against its own with
 //! `TIME` before its first login, and again from every login and refresh answer (each
-//! carries Redis' time), so a skew between the clocks neither fails logins nor disables the
-//! check. A login or refresh answered 503 has therefore left nothing behind, and the
+//! carries Redis' time; an answer that took longer than half the timeout is not trusted
+//! for it), reading Redis' time against the middle of the round trip, so a skew between
+//! the clocks neither fails logins nor disables the check, and a reconnection to another
+//! server (a fail-over) is measured again by its first answer. A login or refresh answered 503 has therefore left nothing behind, and the
 //! client can retry it with the same credentials or refresh token.
 //!
 //! # Persistence
@@ -149,13 +154,23 @@
 //!
 //! # Memory
 //!
-//! Measured on Redis 7.0 at 100,000 sessions with a browser's user agent and an address
-//! each (growth of `used_memory`; `cargo test --features redis --test redis_failover --
-//! --ignored --nocapture memory_per_session_report`): about 1,010 bytes per session when
-//! every user has one session (four keys per user), about 550 bytes with four sessions per
-//! user. A user agent makes the metadata hash outgrow Redis' compact encoding
-//! (`hash-max-listpack-value`, 64 bytes by default); raising that setting to 512 brings the
-//! figures to about 835 and 420 bytes.
+//! Measured on Redis 7.0.15 at 100,000 sessions with a browser's user agent and an address
+//! each (`cargo test --features redis --test redis_failover -- --ignored --nocapture
+//! memory_per_session_report`, which reports both the growth of `used_memory` and the sum
+//! of `MEMORY USAGE <key> SAMPLES 0` over the `:s`, `:o` and `:m` keys of 100 users):
+//!
+//! | sessions per user | `hash-max-listpack-value` | `MEMORY USAGE` per session | `used_memory` per session |
+//! |---|---|---|---|
+//! | 1 | 64 (default) | 736 bytes | 994 bytes |
+//! | 4 | 64 (default) | 473 bytes | 542 bytes |
+//! | 1 | 512 | 595 bytes | 819 bytes |
+//! | 4 | 512 | 363 bytes | 414 bytes |
+//!
+//! `MEMORY USAGE` counts the keys' own values; `used_memory` adds Redis' key space (its
+//! dictionary entries and expiry records), which is what a capacity plan needs. A user
+//! agent makes the metadata hash outgrow Redis' compact encoding (`hash-max-listpack-value`,
+//! 64 bytes by default); raising that setting to 512 keeps it a listpack. A user's "not
+//! before" mark, while it lasts, adds one small string key.
 //!
 //! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 
@@ -347,20 +362,29 @@ where
             return Ok(offset);
         }
         let mut connection = self.connection.clone();
+        let sent = self.local_millis();
         let (seconds, micros): (i64, i64) = bounded(
             self.timeout,
             ::redis::cmd("TIME").query_async(&mut connection),
         )
         .await?;
-        self.learn_time(seconds.saturating_mul(1000).saturating_add(micros / 1000));
+        self.learn_time(
+            seconds.saturating_mul(1000).saturating_add(micros / 1000),
+            sent,
+        );
         Ok(self.offset.load(Ordering::Relaxed))
     }
 
-    /// Records Redis' time (Unix milliseconds) as read just now.
-    fn learn_time(&self, redis_millis: i64) {
-        let offset = redis_millis.saturating_sub(self.local_millis());
-        self.offset
-            .store(offset.max(OFFSET_UNKNOWN + 1), Ordering::Relaxed);
+    /// Records Redis' time (Unix milliseconds) as read by a command sent at `sent` (this
+    /// machine's Unix milliseconds) and answered just now.
+    fn learn_time(&self, redis_millis: i64, sent: i64) {
+        let known = self.offset.load(Ordering::Relaxed) != OFFSET_UNKNOWN;
+        let half = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
+        if let Some(offset) = estimate_offset(redis_millis, sent, self.local_millis(), half, known)
+        {
+            self.offset
+                .store(offset.max(OFFSET_UNKNOWN + 1), Ordering::Relaxed);
+        }
     }
 
     /// The instant, on Redis' clock (Unix milliseconds), after which a login or a rotation
@@ -374,13 +398,14 @@ where
     /// deadline against Redis' own clock and do nothing when late. The deadline is in
     /// Redis' time (this machine's plus the measured offset), so it holds whatever the skew
     /// between the two clocks.
-    async fn deadline(&self) -> Result<i64, StoreError> {
+    ///
+    /// Answers the deadline and this machine's time it was set at (the `sent` of
+    /// [`learn_time`](Self::learn_time)).
+    async fn deadline(&self) -> Result<(i64, i64), StoreError> {
         let offset = self.clock_offset().await?;
         let half = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
-        Ok(self
-            .local_millis()
-            .saturating_add(offset)
-            .saturating_add(half))
+        let sent = self.local_millis();
+        Ok((sent.saturating_add(offset).saturating_add(half), sent))
     }
 }
 
@@ -886,7 +911,7 @@ where
             None => (0, false),
             Some(limit) => (limit.max.max(1), limit.when_full == WhenFull::EndOldest),
         };
-        let deadline = self.deadline().await?;
+        let (deadline, sent) = self.deadline().await?;
         let mut connection = self.connection.clone();
         let (outcome, ended, time): (i64, i64, i64) = bounded(
             self.timeout,
@@ -910,7 +935,7 @@ where
                 .invoke_async(&mut connection),
         )
         .await?;
-        self.learn_time(time);
+        self.learn_time(time, sent);
         match outcome {
             CREATED => Ok(Created::Live {
                 ended: u32::try_from(ended).map_err(|_| unexpected("create"))?,
@@ -957,7 +982,7 @@ where
             .checked_add(1)
             .ok_or_else(|| StoreError::Backend(Box::new(GenerationOverflow)))?;
         let keys = self.keys(sub);
-        let deadline = self.deadline().await?;
+        let (deadline, sent) = self.deadline().await?;
         let mut connection = self.connection.clone();
         let (outcome, time): (i64, i64) = bounded(
             self.timeout,
@@ -981,7 +1006,7 @@ where
                 .invoke_async(&mut connection),
         )
         .await?;
-        self.learn_time(time);
+        self.learn_time(time, sent);
         match outcome {
             ROTATE_ROTATED => Ok(Rotated::Rotated),
             ROTATE_FORGIVEN => Ok(Rotated::Forgiven),
@@ -1087,6 +1112,25 @@ where
         sessions.reverse();
         Ok(sessions)
     }
+}
+
+/// Redis' clock minus this machine's (milliseconds), from Redis' time `redis` read by a
+/// command sent at `sent` and answered at `received` (this machine's times): Redis read its
+/// clock somewhere in between, so the middle is the best guess, off by at most half the
+/// round trip. A round trip longer than `max_round_trip` (Redis paused, a queue, a slow
+/// network) says too little once an estimate is `known`: `None`, keep that one.
+fn estimate_offset(
+    redis: i64,
+    sent: i64,
+    received: i64,
+    max_round_trip: i64,
+    known: bool,
+) -> Option<i64> {
+    let round_trip = received.saturating_sub(sent).max(0);
+    if known && round_trip > max_round_trip {
+        return None;
+    }
+    Some(redis.saturating_sub(sent.saturating_add(round_trip / 2)))
 }
 
 /// Whether `INFO server` names a version the scripts run on.
@@ -1542,6 +1586,29 @@ mod tests {
         for bad in [&b""[..], b"S123", b"S0123456789abcdef\xff", b"U\xff", b"X"] {
             assert_eq!(Ended::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_offset_is_read_at_the_middle_of_the_round_trip() {
+        // Redis 1 s ahead; 40 ms there and back.
+        assert_eq!(
+            estimate_offset(11_020, 10_000, 10_040, 150, true),
+            Some(1_000)
+        );
+        // Redis 1 s behind.
+        assert_eq!(
+            estimate_offset(9_020, 10_000, 10_040, 150, true),
+            Some(-1_000)
+        );
+        // A reply held up for two seconds (Redis paused) would put Redis a second ahead of
+        // where it is: ignored once an estimate is known, taken for want of one.
+        assert_eq!(estimate_offset(12_000, 10_000, 12_000, 150, true), None);
+        assert_eq!(
+            estimate_offset(12_000, 10_000, 12_000, 150, false),
+            Some(1_000)
+        );
+        // A clock stepping back between send and answer does not make a negative trip.
+        assert_eq!(estimate_offset(10_000, 10_000, 9_000, 150, true), Some(0));
     }
 
     #[test]
