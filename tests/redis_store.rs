@@ -402,6 +402,18 @@ async fn fake_redis(version: &'static str) -> String {
                             format!("${}\r\n{info}\r\n", info.len())
                         }
                         Some(name) if name == "PING" => "+PONG\r\n".to_owned(),
+                        Some(name) if name == "TIME" => {
+                            let now = SystemTime::now()
+                                .duration_since(SystemTime::UNIX_EPOCH)
+                                .unwrap();
+                            let seconds = now.as_secs().to_string();
+                            let micros = now.subsec_micros().to_string();
+                            format!(
+                                "*2\r\n${}\r\n{seconds}\r\n${}\r\n{micros}\r\n",
+                                seconds.len(),
+                                micros.len()
+                            )
+                        }
                         _ => "+OK\r\n".to_owned(),
                     };
                     if write.write_all(reply.as_bytes()).await.is_err() {

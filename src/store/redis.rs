@@ -134,7 +134,7 @@
 //! refresh-token rotations must not, so their scripts carry a deadline, half the timeout
 //! after they are sent, and do nothing when Redis runs them past it. The deadline is
 //! expressed in Redis' own time: the store measures Redis' clock against its own with
-//! `TIME` before its first login, and again from every login and refresh answer (each
+//! `TIME` at [`connect`](RedisStore::connect) (or before its first login), and again from every login and refresh answer (each
 //! carries Redis' time; an answer that took longer than half the timeout is not trusted
 //! for it), reading Redis' time against the middle of the round trip, so a skew between
 //! the clocks neither fails logins nor disables the check, and a reconnection to another
@@ -262,6 +262,8 @@ impl RedisStore {
             .map_err(classify)?;
         let store = Self::new(connection);
         store.check_version().await?;
+        // Measured now, the first login does not wait for it.
+        store.clock_offset().await?;
         Ok(store)
     }
 }
@@ -337,6 +339,8 @@ where
     #[doc(hidden)]
     pub fn simulate_clock_skew(mut self, skew_millis: i64) -> Self {
         self.skew = skew_millis;
+        // What was measured against the true clock no longer holds.
+        self.offset = Arc::new(AtomicI64::new(OFFSET_UNKNOWN));
         self
     }
 
@@ -354,8 +358,9 @@ where
             .saturating_add(self.skew)
     }
 
-    /// Redis' clock minus this machine's, measured with `TIME` the first time and then
-    /// from every login and refresh answer (each carries Redis' time).
+    /// Redis' clock minus this machine's, measured with `TIME` the first time (at
+    /// `connect`, or before the first login) and then from every login and refresh answer
+    /// (each carries Redis' time).
     async fn clock_offset(&self) -> Result<i64, StoreError> {
         let offset = self.offset.load(Ordering::Relaxed);
         if offset != OFFSET_UNKNOWN {
