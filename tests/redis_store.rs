@@ -17,6 +17,8 @@ use tower_jwt_auth::store::{
     Created, RedisStore, Rotated, Rotation, Session, SessionLimit, SessionStore, WhenFull,
 };
 
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tower_jwt_auth::store::StoreError;
@@ -464,4 +466,97 @@ async fn a_redis_older_than_7_0_is_refused_at_connect_naming_both_versions() {
     // is the version's doing.
     let url = fake_redis("7.2.4").await;
     assert!(RedisStore::connect(&url).await.is_ok());
+}
+
+/// A connection that sends every command twice and answers the second reply: what Redis
+/// sees when a client re-sends a command whose answer was lost after it ran.
+#[derive(Clone)]
+struct Twice(ConnectionManager);
+
+impl ConnectionLike for Twice {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let _first = self.0.req_packed_command(cmd).await;
+            self.0.req_packed_command(cmd).await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let _first = self.0.req_packed_commands(pipeline, offset, count).await;
+            self.0.req_packed_commands(pipeline, offset, count).await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
+/// Each script run twice with the very same arguments (deadline included) answers as the
+/// first run did.
+#[tokio::test]
+async fn every_script_sent_twice_answers_as_the_first_time() {
+    let redis = TestRedis::get();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let store = RedisStore::new(Twice(ConnectionManager::new(client).await.unwrap()))
+        .prefix(unique_prefix("twice"));
+    let now = unix_now();
+    let limit = Some(SessionLimit {
+        max: 2,
+        when_full: WhenFull::EndOldest,
+    });
+    for n in 1..=2 {
+        assert_eq!(
+            store
+                .create(&session(n, "alice", now, n as u64), limit)
+                .await
+                .unwrap(),
+            Created::Live { ended: 0 },
+            "login {n}"
+        );
+    }
+    // At the limit: the first run ends the oldest, the second finds the session there.
+    assert!(matches!(
+        store.create(&session(3, "alice", now, 3), limit).await,
+        Ok(Created::Live { .. })
+    ));
+    let ids: Vec<SessionId> = store
+        .list("alice", now, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|session| session.id)
+        .collect();
+    assert_eq!(ids, vec![id(2), id(3)], "the retry ended no other session");
+
+    let rotation = Rotation {
+        generation: 0,
+        digest: [3; 32],
+        next_digest: [4; 32],
+        now,
+        expires_at: now + 600,
+        grace: 0,
+    };
+    assert_eq!(
+        store.rotate("alice", &id(3), &rotation).await.unwrap(),
+        Rotated::Rotated
+    );
+    let listed = store.list("alice", now, 10).await.unwrap();
+    assert_eq!(listed[1].refresh.generation, 1);
+    assert_eq!(listed[1].refresh.digest, [4; 32]);
+
+    // A logout sent twice: the session ends (the second run finds it gone already).
+    store.revoke("alice", &id(3)).await.unwrap();
+    assert!(
+        !store
+            .is_active("alice", &id(3), now, u64::MAX)
+            .await
+            .unwrap()
+    );
 }
