@@ -438,6 +438,21 @@ impl<C> fmt::Debug for RedisStore<C> {
 // ===== events =====
 
 /// One message on the [events channel](RedisStore::events_channel).
+///
+/// ```
+/// use tower_jwt_auth::SessionId;
+/// use tower_jwt_auth::store::redis::Ended;
+///
+/// // What a logout of alice's session [7; 16] publishes.
+/// let mut payload = b"S".to_vec();
+/// payload.extend_from_slice(&[7; 16]);
+/// payload.extend_from_slice(b"alice");
+/// assert_eq!(
+///     Ended::parse(&payload),
+///     Some(Ended::Session { id: SessionId::from_bytes([7; 16]), sub: "alice" })
+/// );
+/// assert_eq!(Ended::parse(b"Ualice"), Some(Ended::User("alice")));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended<'a> {
     /// `S`, the 16 bytes of a session id, then its user: that session ended.
