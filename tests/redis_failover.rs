@@ -422,7 +422,7 @@ async fn memory_per_session_report() {
         let mut sampled = 0;
         let mut sample_users = 0;
         for user in (0..SESSIONS / per_user).step_by(SESSIONS / per_user / 100) {
-            for suffix in ["s", "m"] {
+            for suffix in ["s", "m", "o"] {
                 let key = format!("tja:{{user-{user:06}@example.com}}:{suffix}");
                 let bytes: u64 = redis::cmd("MEMORY")
                     .arg("USAGE")
@@ -449,7 +449,7 @@ async fn memory_per_session_report() {
         println!(
             "{SESSIONS} sessions, {per_user} per user, hash-max-listpack-value \
              {listpack_value}: used_memory grew by {} bytes = {:.0} bytes \
-             per session; MEMORY USAGE of both keys of {sample_users} users = {:.0} bytes per \
+             per session; MEMORY USAGE of the three keys of {sample_users} users = {:.0} bytes per \
              session; encodings {encodings:?}; created in {elapsed:?} ({:.0}/s)",
             after - before,
             (after - before) as f64 / SESSIONS as f64,

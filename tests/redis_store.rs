@@ -1,6 +1,7 @@
 //! What only the Redis store must prove beyond the shared contract: its scripts are safe
-//! to run twice, its deadline holds whatever the skew between clocks, and every ending of
-//! a session is published on its events channel.
+//! to run twice, its deadline holds whatever the skew between clocks, it refuses a Redis
+//! older than it supports, and every ending of a session is published on its events
+//! channel.
 
 #![cfg(feature = "redis")]
 
@@ -16,7 +17,13 @@ use tower_jwt_auth::store::{
     Created, RedisStore, Rotated, Rotation, Session, SessionLimit, SessionStore, WhenFull,
 };
 
-use support::{TestRedis, unique_prefix, unix_now};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tower_jwt_auth::store::StoreError;
+
+use support::{RedisServer, TestRedis, unique_prefix, unix_now};
 
 async fn store(redis: &TestRedis, test: &str) -> RedisStore {
     RedisStore::connect(redis.url())
@@ -257,10 +264,22 @@ async fn every_ending_is_published() {
         .create(&session(2, "alice", now, 1), limit)
         .await
         .unwrap();
-    assert_eq!(Ended::parse(&next().await), Some(Ended::Session(id(1))));
+    assert_eq!(
+        Ended::parse(&next().await),
+        Some(Ended::Session {
+            id: id(1),
+            sub: "alice"
+        })
+    );
 
     store.revoke("alice", &id(2)).await.unwrap();
-    assert_eq!(Ended::parse(&next().await), Some(Ended::Session(id(2))));
+    assert_eq!(
+        Ended::parse(&next().await),
+        Some(Ended::Session {
+            id: id(2),
+            sub: "alice"
+        })
+    );
 
     store
         .create(&session(3, "alice", now, 2), None)
@@ -300,5 +319,244 @@ async fn every_ending_is_published() {
         store.rotate("bob", &id(5), &reused).await.unwrap(),
         Rotated::Reused
     );
-    assert_eq!(Ended::parse(&next().await), Some(Ended::Session(id(5))));
+    assert_eq!(
+        Ended::parse(&next().await),
+        Some(Ended::Session {
+            id: id(5),
+            sub: "bob"
+        })
+    );
+}
+
+/// The deadline still protects under skew: a login or rotation that Redis runs only after
+/// its caller gave up does nothing, whether Redis' clock is ahead of this machine's or
+/// behind it (behind, a deadline in this machine's time would be met by every late
+/// command; ahead, it would fail every login).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_login_or_rotation_does_nothing_whatever_the_skew() {
+    let mut server = RedisServer::start();
+    for skew in [3_600_000, 150, -150, -3_600_000] {
+        let store = RedisStore::connect(&server.url())
+            .await
+            .unwrap()
+            .prefix(unique_prefix("late-skew"))
+            .timeout(Duration::from_millis(200))
+            .simulate_clock_skew(skew);
+        let now = unix_now();
+        // The scripts are loaded and the offset measured before Redis freezes.
+        store
+            .create(&session(1, "alice", now, 0), None)
+            .await
+            .unwrap();
+        let rotation = Rotation {
+            generation: 0,
+            digest: [1; 32],
+            next_digest: [2; 32],
+            now,
+            expires_at: now + 60,
+            grace: 0,
+        };
+
+        server.pause();
+        let late_login = store.create(&session(2, "alice", now, 1), None).await;
+        assert!(
+            matches!(late_login, Err(StoreError::Timeout)),
+            "skew {skew} ms: {late_login:?}"
+        );
+        let late_rotation = store.rotate("alice", &id(1), &rotation).await;
+        assert!(
+            matches!(late_rotation, Err(StoreError::Timeout)),
+            "skew {skew} ms: {late_rotation:?}"
+        );
+        server.resume();
+        // Redis now runs what was queued; give it the time to.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let listed = store.list("alice", now, 10).await.unwrap();
+        let ids: Vec<SessionId> = listed.iter().map(|session| session.id).collect();
+        assert_eq!(ids, vec![id(1)], "skew {skew} ms: a late login was stored");
+        assert_eq!(
+            listed[0].refresh.generation, 0,
+            "skew {skew} ms: a late rotation took effect"
+        );
+        // The retry the client makes goes through.
+        assert_eq!(
+            store.rotate("alice", &id(1), &rotation).await.unwrap(),
+            Rotated::Rotated,
+            "skew {skew} ms"
+        );
+    }
+}
+
+/// A server that speaks enough of the Redis protocol to connect, and reports `version`.
+async fn fake_redis(version: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut read = BufReader::new(read);
+                while let Some(command) = read_command(&mut read).await {
+                    let reply = match command.first().map(|name| name.to_ascii_uppercase()) {
+                        Some(name) if name == "INFO" => {
+                            let info = format!("# Server\r\nredis_version:{version}\r\n");
+                            format!("${}\r\n{info}\r\n", info.len())
+                        }
+                        Some(name) if name == "PING" => "+PONG\r\n".to_owned(),
+                        Some(name) if name == "TIME" => {
+                            let now = SystemTime::now()
+                                .duration_since(SystemTime::UNIX_EPOCH)
+                                .unwrap();
+                            let seconds = now.as_secs().to_string();
+                            let micros = now.subsec_micros().to_string();
+                            format!(
+                                "*2\r\n${}\r\n{seconds}\r\n${}\r\n{micros}\r\n",
+                                seconds.len(),
+                                micros.len()
+                            )
+                        }
+                        _ => "+OK\r\n".to_owned(),
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("redis://{address}/")
+}
+
+/// One command (an array of bulk strings), or `None` at the end of the stream.
+async fn read_command(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Vec<String>> {
+    let mut line = String::new();
+    read.read_line(&mut line).await.ok()?;
+    let count: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+    let mut parts = Vec::with_capacity(count);
+    for _ in 0..count {
+        line.clear();
+        read.read_line(&mut line).await.ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut bytes = vec![0; len + 2];
+        read.read_exact(&mut bytes).await.ok()?;
+        bytes.truncate(len);
+        parts.push(String::from_utf8(bytes).ok()?);
+    }
+    Some(parts)
+}
+
+#[tokio::test]
+async fn a_redis_older_than_7_0_is_refused_at_connect_naming_both_versions() {
+    let url = fake_redis("6.2.14").await;
+    let error = RedisStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            StoreError::UnsupportedVersion { found, minimum: "7.0" } if found == "6.2.14"
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("7.0") && message.contains("6.2.14"),
+        "{message}"
+    );
+    // The same fake server reporting a supported version is accepted: the refusal above
+    // is the version's doing.
+    let url = fake_redis("7.2.4").await;
+    assert!(RedisStore::connect(&url).await.is_ok());
+}
+
+/// A connection that sends every command twice and answers the second reply: what Redis
+/// sees when a client re-sends a command whose answer was lost after it ran.
+#[derive(Clone)]
+struct Twice(ConnectionManager);
+
+impl ConnectionLike for Twice {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let _first = self.0.req_packed_command(cmd).await;
+            self.0.req_packed_command(cmd).await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let _first = self.0.req_packed_commands(pipeline, offset, count).await;
+            self.0.req_packed_commands(pipeline, offset, count).await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
+/// Each script run twice with the very same arguments (deadline included) answers as the
+/// first run did.
+#[tokio::test]
+async fn every_script_sent_twice_answers_as_the_first_time() {
+    let redis = TestRedis::get();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let store = RedisStore::new(Twice(ConnectionManager::new(client).await.unwrap()))
+        .prefix(unique_prefix("twice"));
+    let now = unix_now();
+    let limit = Some(SessionLimit {
+        max: 2,
+        when_full: WhenFull::EndOldest,
+    });
+    for n in 1..=2 {
+        assert_eq!(
+            store
+                .create(&session(n, "alice", now, n as u64), limit)
+                .await
+                .unwrap(),
+            Created::Live { ended: 0 },
+            "login {n}"
+        );
+    }
+    // At the limit: the first run ends the oldest, the second finds the session there.
+    assert!(matches!(
+        store.create(&session(3, "alice", now, 3), limit).await,
+        Ok(Created::Live { .. })
+    ));
+    let ids: Vec<SessionId> = store
+        .list("alice", now, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|session| session.id)
+        .collect();
+    assert_eq!(ids, vec![id(2), id(3)], "the retry ended no other session");
+
+    let rotation = Rotation {
+        generation: 0,
+        digest: [3; 32],
+        next_digest: [4; 32],
+        now,
+        expires_at: now + 600,
+        grace: 0,
+    };
+    assert_eq!(
+        store.rotate("alice", &id(3), &rotation).await.unwrap(),
+        Rotated::Rotated
+    );
+    let listed = store.list("alice", now, 10).await.unwrap();
+    assert_eq!(listed[1].refresh.generation, 1);
+    assert_eq!(listed[1].refresh.digest, [4; 32]);
+
+    // A logout sent twice: the session ends (the second run finds it gone already).
+    store.revoke("alice", &id(3)).await.unwrap();
+    assert!(
+        !store
+            .is_active("alice", &id(3), now, u64::MAX)
+            .await
+            .unwrap()
+    );
 }

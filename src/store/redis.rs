@@ -87,25 +87,33 @@
 //!
 //! # What a call costs
 //!
-//! With `n` the user's sessions (at most the session limit: 100 unless configured):
+//! With `n` the user's sessions (at most the session limit: 100 unless configured), `e`
+//! the expired ones not yet removed and `k` the sessions a call ends. Every call is one
+//! round trip and one command or script (the first login or refresh of a store also reads
+//! `TIME` once); each ending publishes one event (O(subscribers)).
 //!
-//! | call | Redis work |
-//! |---|---|
-//! | `is_active` (every request) | O(1): `ZSCORE`, and `HGET` (+ `HSET` once per touch interval) |
-//! | `create` (login) | O(log n) plus the expired sessions it drops and the oldest it ends |
-//! | `rotate` (refresh) | O(log n) |
-//! | `revoke` (logout) | O(log n) |
-//! | `revoke_all` | O(n), one `DEL` |
-//! | `revoke_authenticated_before` | O(n): every record of the user is read |
-//! | `list(max)` | O(max + expired sessions skipped) |
+//! | call | Redis work | reads at most |
+//! |---|---|---|
+//! | `is_active` (every request) | O(1): `ZSCORE`, or `ZSCORE` + `HGET` (+ `HSET` once per touch interval) | one session |
+//! | `create` (login) | O(log n + e + k): drops the expired, ends the oldest at the limit | the expired and the ended |
+//! | `rotate` (refresh) | O(log n) | one session |
+//! | `revoke` (logout) | O(log n) | one session |
+//! | `revoke_all` | O(n), one `DEL` | nothing |
+//! | `revoke_authenticated_before` | O(n): authentication times are in the records | n records |
+//! | `list(max)` | O(log n + max + e) | `max` records, skipping the expired |
 //!
 //! # Events
 //!
 //! Every script that ends sessions publishes on the channel `<prefix>ended`
-//! ([`RedisStore::events_channel`]), in the same atomic step: `S` followed by the 16 bytes of
-//! the session id when one session ended (logout, the session limit ending the oldest,
-//! refresh-token reuse), `U` followed by the user id when several may have (logout-all,
-//! revocation by time). Expiry publishes nothing: a session's end is known in advance.
+//! ([`RedisStore::events_channel`]), in the same atomic step, one message per ending:
+//!
+//! | payload | published when |
+//! |---|---|
+//! | `S`, the 16 bytes of the session id, then the user id (UTF-8) | one session ended: logout, the session limit ending the oldest, refresh-token reuse, a rotation that brings its end closer |
+//! | `U`, then the user id (UTF-8) | some or all of the user's sessions ended: logout-all, revocation by authentication time |
+//! | `H`, then a tag | a heartbeat of a near-cache's feed (not published by the store's scripts) |
+//!
+//! Expiry publishes nothing: a session's end is known in advance.
 //! [`Ended::parse`] reads them; a [`NearCache`](super::NearCache) fed by
 //! [`RedisStore::near_cache`] lives on them.
 //!
@@ -126,9 +134,11 @@
 //! refresh-token rotations must not, so their scripts carry a deadline, half the timeout
 //! after they are sent, and do nothing when Redis runs them past it. The deadline is
 //! expressed in Redis' own time: the store measures Redis' clock against its own with
-//! `TIME` before its first login, and again from every login and refresh answer (each
-//! carries Redis' time), so a skew between the clocks neither fails logins nor disables the
-//! check. A login or refresh answered 503 has therefore left nothing behind, and the
+//! `TIME` at [`connect`](RedisStore::connect) (or before its first login), and again from every login and refresh answer (each
+//! carries Redis' time; an answer that took longer than half the timeout is not trusted
+//! for it), reading Redis' time against the middle of the round trip, so a skew between
+//! the clocks neither fails logins nor disables the check, and a reconnection to another
+//! server (a fail-over) is measured again by its first answer. A login or refresh answered 503 has therefore left nothing behind, and the
 //! client can retry it with the same credentials or refresh token.
 //!
 //! # Persistence
@@ -144,13 +154,23 @@
 //!
 //! # Memory
 //!
-//! Measured on Redis 7.0 at 100,000 sessions with a browser's user agent and an address
-//! each (growth of `used_memory`; `cargo test --features redis --test redis_failover --
-//! --ignored --nocapture memory_per_session_report`): about 1,010 bytes per session when
-//! every user has one session (four keys per user), about 550 bytes with four sessions per
-//! user. A user agent makes the metadata hash outgrow Redis' compact encoding
-//! (`hash-max-listpack-value`, 64 bytes by default); raising that setting to 512 brings the
-//! figures to about 835 and 420 bytes.
+//! Measured on Redis 7.0.15 at 100,000 sessions with a browser's user agent and an address
+//! each (`cargo test --features redis --test redis_failover -- --ignored --nocapture
+//! memory_per_session_report`, which reports both the growth of `used_memory` and the sum
+//! of `MEMORY USAGE <key> SAMPLES 0` over the `:s`, `:o` and `:m` keys of 100 users):
+//!
+//! | sessions per user | `hash-max-listpack-value` | `MEMORY USAGE` per session | `used_memory` per session |
+//! |---|---|---|---|
+//! | 1 | 64 (default) | 736 bytes | 994 bytes |
+//! | 4 | 64 (default) | 473 bytes | 542 bytes |
+//! | 1 | 512 | 595 bytes | 819 bytes |
+//! | 4 | 512 | 363 bytes | 414 bytes |
+//!
+//! `MEMORY USAGE` counts the keys' own values; `used_memory` adds Redis' key space (its
+//! dictionary entries and expiry records), which is what a capacity plan needs. A user
+//! agent makes the metadata hash outgrow Redis' compact encoding (`hash-max-listpack-value`,
+//! 64 bytes by default); raising that setting to 512 keeps it a listpack. A user's "not
+//! before" mark, while it lasts, adds one small string key.
 //!
 //! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 
@@ -242,6 +262,8 @@ impl RedisStore {
             .map_err(classify)?;
         let store = Self::new(connection);
         store.check_version().await?;
+        // Measured now, the first login does not wait for it.
+        store.clock_offset().await?;
         Ok(store)
     }
 }
@@ -317,6 +339,8 @@ where
     #[doc(hidden)]
     pub fn simulate_clock_skew(mut self, skew_millis: i64) -> Self {
         self.skew = skew_millis;
+        // What was measured against the true clock no longer holds.
+        self.offset = Arc::new(AtomicI64::new(OFFSET_UNKNOWN));
         self
     }
 
@@ -334,28 +358,38 @@ where
             .saturating_add(self.skew)
     }
 
-    /// Redis' clock minus this machine's, measured with `TIME` the first time and then
-    /// from every login and refresh answer (each carries Redis' time).
+    /// Redis' clock minus this machine's, measured with `TIME` the first time (at
+    /// `connect`, or before the first login) and then from every login and refresh answer
+    /// (each carries Redis' time).
     async fn clock_offset(&self) -> Result<i64, StoreError> {
         let offset = self.offset.load(Ordering::Relaxed);
         if offset != OFFSET_UNKNOWN {
             return Ok(offset);
         }
         let mut connection = self.connection.clone();
+        let sent = self.local_millis();
         let (seconds, micros): (i64, i64) = bounded(
             self.timeout,
             ::redis::cmd("TIME").query_async(&mut connection),
         )
         .await?;
-        self.learn_time(seconds.saturating_mul(1000).saturating_add(micros / 1000));
+        self.learn_time(
+            seconds.saturating_mul(1000).saturating_add(micros / 1000),
+            sent,
+        );
         Ok(self.offset.load(Ordering::Relaxed))
     }
 
-    /// Records Redis' time (Unix milliseconds) as read just now.
-    fn learn_time(&self, redis_millis: i64) {
-        let offset = redis_millis.saturating_sub(self.local_millis());
-        self.offset
-            .store(offset.max(OFFSET_UNKNOWN + 1), Ordering::Relaxed);
+    /// Records Redis' time (Unix milliseconds) as read by a command sent at `sent` (this
+    /// machine's Unix milliseconds) and answered just now.
+    fn learn_time(&self, redis_millis: i64, sent: i64) {
+        let known = self.offset.load(Ordering::Relaxed) != OFFSET_UNKNOWN;
+        let half = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
+        if let Some(offset) = estimate_offset(redis_millis, sent, self.local_millis(), half, known)
+        {
+            self.offset
+                .store(offset.max(OFFSET_UNKNOWN + 1), Ordering::Relaxed);
+        }
     }
 
     /// The instant, on Redis' clock (Unix milliseconds), after which a login or a rotation
@@ -369,13 +403,14 @@ where
     /// deadline against Redis' own clock and do nothing when late. The deadline is in
     /// Redis' time (this machine's plus the measured offset), so it holds whatever the skew
     /// between the two clocks.
-    async fn deadline(&self) -> Result<i64, StoreError> {
+    ///
+    /// Answers the deadline and this machine's time it was set at (the `sent` of
+    /// [`learn_time`](Self::learn_time)).
+    async fn deadline(&self) -> Result<(i64, i64), StoreError> {
         let offset = self.clock_offset().await?;
         let half = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
-        Ok(self
-            .local_millis()
-            .saturating_add(offset)
-            .saturating_add(half))
+        let sent = self.local_millis();
+        Ok((sent.saturating_add(offset).saturating_add(half), sent))
     }
 }
 
@@ -403,10 +438,30 @@ impl<C> fmt::Debug for RedisStore<C> {
 // ===== events =====
 
 /// One message on the [events channel](RedisStore::events_channel).
+///
+/// ```
+/// use tower_jwt_auth::SessionId;
+/// use tower_jwt_auth::store::redis::Ended;
+///
+/// // What a logout of alice's session [7; 16] publishes.
+/// let mut payload = b"S".to_vec();
+/// payload.extend_from_slice(&[7; 16]);
+/// payload.extend_from_slice(b"alice");
+/// assert_eq!(
+///     Ended::parse(&payload),
+///     Some(Ended::Session { id: SessionId::from_bytes([7; 16]), sub: "alice" })
+/// );
+/// assert_eq!(Ended::parse(b"Ualice"), Some(Ended::User("alice")));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended<'a> {
-    /// `S` and the 16 bytes of a session id: that session ended.
-    Session(SessionId),
+    /// `S`, the 16 bytes of a session id, then its user: that session ended.
+    Session {
+        /// The session.
+        id: SessionId,
+        /// Its user.
+        sub: &'a str,
+    },
     /// `U` and a user id: some or all of that user's sessions ended.
     User(&'a str),
     /// `H` and a tag: a heartbeat, published by a near-cache's feed to prove its
@@ -418,7 +473,13 @@ impl<'a> Ended<'a> {
     /// Reads a message; `None` when it is none of the above.
     pub fn parse(payload: &'a [u8]) -> Option<Self> {
         match payload.split_first()? {
-            (b'S', id) => Some(Self::Session(SessionId::from_bytes(id.try_into().ok()?))),
+            (b'S', rest) => {
+                let (id, sub) = rest.split_first_chunk::<16>()?;
+                Some(Self::Session {
+                    id: SessionId::from_bytes(*id),
+                    sub: std::str::from_utf8(sub).ok()?,
+                })
+            }
             (b'U', sub) => Some(Self::User(std::str::from_utf8(sub).ok()?)),
             (b'H', tag) => Some(Self::Heartbeat(tag)),
             _ => None,
@@ -509,8 +570,8 @@ local function forget(id)
   redis.call('HDEL', KEYS[2], id, id .. 'u')
 end
 
-local function ended(channel, id)
-  redis.call('PUBLISH', channel, 'S' .. id)
+local function ended(channel, id, sub)
+  redis.call('PUBLISH', channel, 'S' .. id .. sub)
 end
 
 -- Sessions written before the creation order was kept join it, once.
@@ -538,7 +599,7 @@ end
 /// ARGV: id, expiry, now, record, last use, limit (0 for none), `1` to end the oldest
 /// sessions at the limit (otherwise the new one is refused), the deadline (Redis' Unix
 /// milliseconds), created (unused: the order is the order of logins) and authenticated
-/// (Unix microseconds), the events channel.
+/// (Unix microseconds), the events channel, the user.
 /// Answers `{CREATED, ended, time}`, `{CONFLICT, 0, time}` when the user has the id for
 /// another session, `{LIMIT_REACHED, 0, time}`, `{BARRED, 0, time}` or `{LATE, 0, time}`,
 /// the last having stored nothing; `time` is Redis' (Unix milliseconds).
@@ -579,7 +640,7 @@ if limit > 0 then
     local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
     for i = 1, #oldest do
       forget(oldest[i])
-      ended(ARGV[11], oldest[i])
+      ended(ARGV[11], oldest[i], ARGV[12])
     end
     count = #oldest
   end
@@ -638,7 +699,7 @@ return {expiry, now}
 
 /// ARGV: id, now, the new expiry, the presented generation (8 bytes, big-endian) and
 /// digest, the next generation (8 bytes) and digest, now (8 bytes), the grace period, the
-/// deadline, the events channel. Generations and digests are compared as bytes. Answers
+/// deadline, the events channel, the user. Generations and digests are compared as bytes. Answers
 /// `{code, time}`: one of the `ROTATE_*` codes and Redis' time (Unix milliseconds).
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -671,7 +732,7 @@ if generation == ARGV[4] and digest == ARGV[5] then
   expire_with_last_session()
   if tonumber(ARGV[3]) < tonumber(expiry) then
     -- It ends sooner now: what others remember of it no longer holds.
-    ended(ARGV[11], ARGV[1])
+    ended(ARGV[11], ARGV[1], ARGV[12])
   end
   return {1, time}
 end
@@ -683,7 +744,7 @@ if generation == ARGV[6] and now < u64(rotated_at, 1) + tonumber(ARGV[9]) then
   return {2, time}
 end
 forget(ARGV[1])
-ended(ARGV[11], ARGV[1])
+ended(ARGV[11], ARGV[1], ARGV[12])
 return {3, time}
 ",
         ]
@@ -699,7 +760,7 @@ const ROTATE_REUSED: i64 = 3;
 const ROTATE_LATE: i64 = 4;
 const ROTATE_MALFORMED: i64 = -1;
 
-/// ARGV: id, the events channel. Returns 1 when the session existed.
+/// ARGV: id, the events channel, the user. Returns 1 when the session existed.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -707,7 +768,7 @@ local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1], ARGV[1] .. 'u')
 if removed > 0 then
-  redis.call('PUBLISH', ARGV[2], 'S' .. ARGV[1])
+  redis.call('PUBLISH', ARGV[2], 'S' .. ARGV[1] .. ARGV[3])
 end
 return removed
 ",
@@ -870,7 +931,7 @@ where
             None => (0, false),
             Some(limit) => (limit.max.max(1), limit.when_full == WhenFull::EndOldest),
         };
-        let deadline = self.deadline().await?;
+        let (deadline, sent) = self.deadline().await?;
         let mut connection = self.connection.clone();
         let (outcome, ended, time): (i64, i64, i64) = bounded(
             self.timeout,
@@ -890,10 +951,11 @@ where
                 .arg(unix_micros(session.created_at).min(MAX_EXPIRY))
                 .arg(unix_micros(session.authenticated_at).min(MAX_EXPIRY))
                 .arg(self.events_channel())
+                .arg(&session.sub)
                 .invoke_async(&mut connection),
         )
         .await?;
-        self.learn_time(time);
+        self.learn_time(time, sent);
         match outcome {
             CREATED => Ok(Created::Live {
                 ended: u32::try_from(ended).map_err(|_| unexpected("create"))?,
@@ -940,7 +1002,7 @@ where
             .checked_add(1)
             .ok_or_else(|| StoreError::Backend(Box::new(GenerationOverflow)))?;
         let keys = self.keys(sub);
-        let deadline = self.deadline().await?;
+        let (deadline, sent) = self.deadline().await?;
         let mut connection = self.connection.clone();
         let (outcome, time): (i64, i64) = bounded(
             self.timeout,
@@ -960,10 +1022,11 @@ where
                 .arg(rotation.grace)
                 .arg(deadline)
                 .arg(self.events_channel())
+                .arg(sub)
                 .invoke_async(&mut connection),
         )
         .await?;
-        self.learn_time(time);
+        self.learn_time(time, sent);
         match outcome {
             ROTATE_ROTATED => Ok(Rotated::Rotated),
             ROTATE_FORGIVEN => Ok(Rotated::Forgiven),
@@ -988,6 +1051,7 @@ where
                 .key(&keys.order)
                 .arg(&sid.as_bytes()[..])
                 .arg(self.events_channel())
+                .arg(sub)
                 .invoke_async(&mut connection),
         )
         .await?;
@@ -1068,6 +1132,25 @@ where
         sessions.reverse();
         Ok(sessions)
     }
+}
+
+/// Redis' clock minus this machine's (milliseconds), from Redis' time `redis` read by a
+/// command sent at `sent` and answered at `received` (this machine's times): Redis read its
+/// clock somewhere in between, so the middle is the best guess, off by at most half the
+/// round trip. A round trip longer than `max_round_trip` (Redis paused, a queue, a slow
+/// network) says too little once an estimate is `known`: `None`, keep that one.
+fn estimate_offset(
+    redis: i64,
+    sent: i64,
+    received: i64,
+    max_round_trip: i64,
+    known: bool,
+) -> Option<i64> {
+    let round_trip = received.saturating_sub(sent).max(0);
+    if known && round_trip > max_round_trip {
+        return None;
+    }
+    Some(redis.saturating_sub(sent.saturating_add(round_trip / 2)))
 }
 
 /// Whether `INFO server` names a version the scripts run on.
@@ -1505,14 +1588,47 @@ mod tests {
     #[test]
     fn events_read_back() {
         assert_eq!(
+            Ended::parse(b"S0123456789abcdefalice"),
+            Some(Ended::Session {
+                id: SessionId::from_bytes(*b"0123456789abcdef"),
+                sub: "alice"
+            })
+        );
+        assert_eq!(
             Ended::parse(b"S0123456789abcdef"),
-            Some(Ended::Session(SessionId::from_bytes(*b"0123456789abcdef")))
+            Some(Ended::Session {
+                id: SessionId::from_bytes(*b"0123456789abcdef"),
+                sub: ""
+            })
         );
         assert_eq!(Ended::parse(b"Ualice"), Some(Ended::User("alice")));
         assert_eq!(Ended::parse(b"Hx"), Some(Ended::Heartbeat(b"x")));
-        for bad in [&b""[..], b"S123", b"U\xff", b"X"] {
+        for bad in [&b""[..], b"S123", b"S0123456789abcdef\xff", b"U\xff", b"X"] {
             assert_eq!(Ended::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_offset_is_read_at_the_middle_of_the_round_trip() {
+        // Redis 1 s ahead; 40 ms there and back.
+        assert_eq!(
+            estimate_offset(11_020, 10_000, 10_040, 150, true),
+            Some(1_000)
+        );
+        // Redis 1 s behind.
+        assert_eq!(
+            estimate_offset(9_020, 10_000, 10_040, 150, true),
+            Some(-1_000)
+        );
+        // A reply held up for two seconds (Redis paused) would put Redis a second ahead of
+        // where it is: ignored once an estimate is known, taken for want of one.
+        assert_eq!(estimate_offset(12_000, 10_000, 12_000, 150, true), None);
+        assert_eq!(
+            estimate_offset(12_000, 10_000, 12_000, 150, false),
+            Some(1_000)
+        );
+        // A clock stepping back between send and answer does not make a negative trip.
+        assert_eq!(estimate_offset(10_000, 10_000, 9_000, 150, true), Some(0));
     }
 
     #[test]

@@ -98,7 +98,7 @@ async fn relay(
         match Ended::parse(message.get_payload_bytes()) {
             Some(Ended::Heartbeat(sent)) if sent == nonce => invalidations.heartbeat(),
             Some(Ended::Heartbeat(_)) => {}
-            Some(Ended::Session(sid)) => invalidations.session_ended(&sid),
+            Some(Ended::Session { id, .. }) => invalidations.session_ended(&id),
             Some(Ended::User(sub)) => invalidations.user_ended(sub),
             // Not ours to understand: distrust rather than guess.
             None => {
