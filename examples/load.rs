@@ -849,13 +849,14 @@ fn check_listed(body: &[u8], sid: &str) -> Result<(), String> {
 }
 
 /// The demo router of `sessions` on `127.0.0.1:0`, as `demo::serve` runs it (without its
-/// greeting on stdout).
+/// greeting on stdout, and without its login rate limit: the load comes from one address).
 async fn start_demo(
     sessions: Sessions<AnyStore>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = demo::app(sessions).into_make_service_with_connect_info::<SocketAddr>();
+    let app = demo::app_with_login_rate(sessions, None)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             eprintln!("load: the demo server stopped: {error}");
