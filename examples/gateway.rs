@@ -12,6 +12,8 @@
 //! - `UPSTREAM` (required): the service behind it, `http://host:port` with an optional
 //!   base path (`http://127.0.0.1:8080/api` sends `/orders` to `/api/orders`).
 //! - `JWT_SECRET` (required): the issuer's HS256 key, at least 32 bytes, as for the demo.
+//! - `DATABASE_URL` (instead of `REDIS_URL`, with `--features postgres` or `sqlite`): the
+//!   SQL store the issuer writes.
 //! - `REDIS_URL` (required, with `--features redis`): the store the issuer writes, so that a
 //!   logout there is refused here at the next request.
 //! - `UPSTREAM_TIMEOUT_MS`: how long to wait for the upstream's answer (default 30000).
@@ -118,13 +120,18 @@ fn keys_from_env() -> Result<Keys, BoxError> {
     }
 }
 
-/// The store named by `REDIS_URL`: a gateway only makes sense on the allowlist its issuer
-/// writes, so there is no in-memory fallback.
+/// The store named by `REDIS_URL` or `DATABASE_URL`: a gateway only makes sense on the
+/// allowlist its issuer writes, so there is no in-memory fallback.
 async fn store_from_env() -> Result<AnyStore, BoxError> {
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && std::env::var("REDIS_URL").is_err()
+    {
+        return sql_store(&url).await;
+    }
     let Ok(url) = std::env::var("REDIS_URL") else {
         return Err(
-            "REDIS_URL is required: the gateway checks sessions in the store its \
-                    issuer writes (run the demo with the same REDIS_URL)"
+            "REDIS_URL (or DATABASE_URL) is required: the gateway checks sessions in the \
+             store its issuer writes (run the demo with the same one)"
                 .into(),
         );
     };
@@ -142,6 +149,29 @@ async fn store_from_env() -> Result<AnyStore, BoxError> {
         )
         .into())
     }
+}
+
+/// The SQL store the issuer writes (`postgres://…` or `sqlite://…`); its tables are the
+/// issuer's to create. The URL is never printed: it may hold a password.
+async fn sql_store(url: &str) -> Result<AnyStore, BoxError> {
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = tower_jwt_auth::store::PostgresStore::connect(url).await?;
+        println!("sessions: PostgreSQL");
+        return Ok(store.into());
+    }
+    #[cfg(feature = "sqlite")]
+    if url.starts_with("sqlite:") {
+        let store = tower_jwt_auth::store::SqliteStore::connect(url).await?;
+        println!("sessions: SQLite");
+        return Ok(store.into());
+    }
+    let _ = url;
+    Err(
+        "DATABASE_URL names no store this build has: run with --features postgres \
+         (postgres://...) or --features sqlite (sqlite://...)"
+            .into(),
+    )
 }
 
 /// The gateway of `sessions` in front of `proxy`.
