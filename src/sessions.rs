@@ -47,7 +47,7 @@ use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
 use crate::live::Endings;
 use crate::refresh::{Grant, RefreshHook};
-use crate::token_cache::{DEFAULT_TOKEN_CACHE_ENTRIES, TokenCache};
+use crate::token_cache::{DEFAULT_TOKEN_CACHE_ENTRIES, Presented, TokenCache, remember};
 use crate::store::{
     Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
@@ -160,10 +160,6 @@ pub enum ConfigError {
     /// A session limit of zero sessions.
     #[error("the session limit must allow at least one session")]
     ZeroSessionLimit,
-    /// The system random number generator failed while drawing the key of the
-    /// [token cache](crate::token_cache).
-    #[error("no randomness for the token cache key")]
-    Random,
 }
 
 /// Why tokens could not be issued, at login or at refresh.
@@ -535,7 +531,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
 
         let token_cache = match self.token_cache {
             0 => None,
-            entries => Some(TokenCache::new(entries).map_err(|_| ConfigError::Random)?),
+            entries => Some(TokenCache::new(entries)),
         };
         let retry_after = HeaderValue::from(self.retry_after.as_secs().max(1));
         Ok(Sessions {
@@ -1107,34 +1103,33 @@ impl<St: SessionStore, C> Sessions<St, C> {
     }
 
     /// [`verify_at`](Self::verify_at) through the token cache: a token verified before is
-    /// found by the digest of its exact bytes, and only its times are checked again. What
+    /// found by its exact bytes, and only its times are checked again. What
     /// comes out is what verifying it afresh would give.
     pub(crate) fn verify_cached(&self, token: &[u8], now: u64) -> Result<Claims<C>, TokenError>
     where
         C: DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let shared = &*self.shared;
-        let Some((cache, entries)) = shared
+        let Some(entries) = shared
             .token_cache
             .as_ref()
-            .and_then(|cache| Some((cache, cache.entries::<C>()?)))
+            .and_then(|cache| cache.entries::<C>())
         else {
             return self.verify_at(token, now);
         };
         if token.len() > shared.extractor.max_len {
             return Err(TokenError::TooLong);
         }
-        let digest = cache.digest(token);
-        if let Some(claims) = entries.get(&digest) {
+        if let Some(claims) = entries.get(&Presented(token)) {
             let checked = self.check_time(&claims, now);
             if matches!(checked, Err(TokenError::Expired)) {
                 // It will never pass again.
-                entries.remove(&digest);
+                entries.remove(&Presented(token));
             }
             return checked.map(|()| claims);
         }
         let claims = self.verify_at(token, now)?;
-        entries.insert(digest, claims.clone());
+        remember(entries, token, claims.clone());
         Ok(claims)
     }
 

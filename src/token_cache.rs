@@ -9,12 +9,12 @@
 //!   exactly as for a token seen the first time;
 //! - the length limit, checked before anything else.
 //!
-//! A token is found only by the exact bytes it was verified as: entries are keyed by an
-//! HMAC-SHA256 of the whole token (truncated to 128 bits) under a random key drawn for each
-//! [`Sessions`](crate::Sessions), and the stored digest is compared in full, in constant
-//! time. A token that differs from a cached one in any byte has another digest and is
-//! verified from scratch; nobody who does not hold the key can aim a token at a cached
-//! digest. No token is kept, only its digest and its verified claims.
+//! A token is found only by the exact bytes it was verified as: the cache keeps each token
+//! it verified and compares a presented one with it in full, in constant time (the table
+//! places tokens with a hash seeded at random for each cache, only to find the candidate).
+//! A token that differs from a cached one in any byte, or in its length, is verified from
+//! scratch. Tokens are kept in memory for as long as they stay in the cache, as the
+//! [`Keys`](crate::Keys) are for as long as the process runs; nothing of them is logged.
 //!
 //! The keys, issuer, audience and leeway of a `Sessions` are fixed when it is built, and the
 //! cache belongs to it: a key rotation builds a new `Sessions`, whose cache starts empty.
@@ -31,7 +31,7 @@
 //! use tower_jwt_auth::{Keys, Sessions, store::MemoryStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Room for the tokens of 50,000 busy clients (about 300 bytes each with `()` claims).
+//! // Room for the tokens of 50,000 busy clients (about 600 bytes each with `()` claims).
 //! let sessions = Sessions::builder(Keys::hs256([7; 32])?, MemoryStore::new())
 //!     .token_cache(50_000)
 //!     .build()?;
@@ -43,79 +43,78 @@ use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
-use aws_lc_rs::hmac;
+use quick_cache::Equivalent;
 
 use crate::Claims;
 
 /// How many verified tokens a [`Sessions`](crate::Sessions) remembers unless told otherwise.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
 
-/// The 128 first bits of HMAC-SHA256 of a token under the cache's own random key.
-#[derive(Clone, Copy)]
-pub(crate) struct Digest([u64; 2]);
+/// The exact bytes of a token that verified.
+pub(crate) struct Verified(Box<[u8]>);
 
-impl PartialEq for Digest {
-    /// Both halves are always compared: no early exit that timing could tell apart.
-    fn eq(&self, other: &Self) -> bool {
-        let difference = (self.0[0] ^ other.0[0]) | (self.0[1] ^ other.0[1]);
-        std::hint::black_box(difference) == 0
-    }
-}
+/// A presented token, looked up without a copy.
+pub(crate) struct Presented<'a>(pub(crate) &'a [u8]);
 
-impl Eq for Digest {}
-
-impl Hash for Digest {
+impl Hash for Verified {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Already uniform under a secret key: half of it places the entry.
-        state.write_u64(self.0[0]);
+        Presented(&self.0).hash(state);
     }
 }
 
-/// Verified access-token claims by token digest.
+impl Hash for Presented<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+    }
+}
+
+impl PartialEq for Verified {
+    fn eq(&self, other: &Self) -> bool {
+        Presented(&self.0).equivalent(other)
+    }
+}
+
+impl Eq for Verified {}
+
+impl Equivalent<Verified> for Presented<'_> {
+    /// Every byte is compared, whatever the first difference: how long a comparison takes
+    /// tells nothing of a cached token. (Lengths may differ at once: a presented token's
+    /// length is its sender's to know.)
+    fn equivalent(&self, key: &Verified) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0, &key.0).is_ok()
+    }
+}
+
+/// Verified access-token claims by token.
 ///
 /// `quick_cache` rather than `moka`: it is already what the near-cache uses, it has no
 /// background threads or extra dependencies, its lookup is a sharded read under a short
 /// lock (tens of nanoseconds, against the 2 µs of a signature check and two JSON parses),
 /// and its eviction keeps frequently used entries while a burst of new ones passes through.
-type Entries<C> =
-    quick_cache::sync::Cache<Digest, Claims<C>, quick_cache::UnitWeighter, foldhash::fast::RandomState>;
+/// Only tokens that verified are ever inserted, so nobody without a valid token can fill it.
+pub(crate) type Entries<C> = quick_cache::sync::Cache<
+    Verified,
+    Claims<C>,
+    quick_cache::UnitWeighter,
+    foldhash::fast::RandomState,
+>;
 
-/// The cache of one [`Sessions`](crate::Sessions): its key, drawn when it is built, and the
-/// entries, made at the first request. They are held as `Any` so that a `Sessions` stays
-/// `Send + Sync` whatever its claims type; the middleware, whose claims are
-/// `Clone + Send + Sync`, is what fills them.
+/// The cache of one [`Sessions`](crate::Sessions): its size, and the entries, made at the
+/// first request. They are held as `Any` so that a `Sessions` stays `Send + Sync` whatever
+/// its claims type; the middleware, whose claims are `Clone + Send + Sync`, is what fills
+/// them.
 pub(crate) struct TokenCache {
-    key: hmac::Key,
     capacity: usize,
     entries: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
-/// The system random number generator failed while drawing the cache key.
-#[derive(Debug)]
-pub(crate) struct NoRandomness;
-
 impl TokenCache {
-    /// Room for `capacity` tokens (at least one), under a fresh random key.
-    pub(crate) fn new(capacity: usize) -> Result<Self, NoRandomness> {
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &aws_lc_rs::rand::SystemRandom::new())
-            .map_err(|_| NoRandomness)?;
-        Ok(Self {
-            key,
+    /// Room for `capacity` tokens (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
             capacity: capacity.max(1),
             entries: OnceLock::new(),
-        })
-    }
-
-    /// The digest of the exact bytes of `token`.
-    pub(crate) fn digest(&self, token: &[u8]) -> Digest {
-        let tag = hmac::sign(&self.key, token);
-        let mut halves = [0; 2];
-        for (half, bytes) in halves.iter_mut().zip(tag.as_ref().chunks_exact(8)) {
-            let mut word = [0; 8];
-            word.copy_from_slice(bytes);
-            *half = u64::from_le_bytes(word);
         }
-        Digest(halves)
     }
 
     /// The entries, for claims of type `C` (always the one claims type of the `Sessions`).
@@ -135,6 +134,14 @@ impl TokenCache {
             })
             .downcast_ref()
     }
+}
+
+/// Remembers `token`, which just verified as `claims`.
+pub(crate) fn remember<C>(entries: &Entries<C>, token: &[u8], claims: Claims<C>)
+where
+    C: Clone,
+{
+    entries.insert(Verified(token.into()), claims);
 }
 
 #[cfg(test)]
@@ -222,7 +229,6 @@ mod tests {
         let issued = sessions.issue(Login::new("alice")).await.unwrap();
         let token = issued.access_token.into_bytes();
         verify(&sessions, &token).unwrap();
-        let cached = sessions.token_cache().unwrap();
         for at in 0..token.len() {
             for replacement in [b'A', b'x', b'.', b'_', 0] {
                 if token[at] == replacement {
@@ -231,8 +237,8 @@ mod tests {
                 let mut changed = token.clone();
                 changed[at] = replacement;
                 assert!(
-                    cached.digest(&changed) != cached.digest(&token),
-                    "byte {at} changed, same digest"
+                    cache(&sessions).get(&Presented(&changed)).is_none(),
+                    "byte {at} changed, found in the cache"
                 );
                 // Whatever the changed token is, it is verified on its own: the cached
                 // sessions answer as ones without a cache do.
@@ -252,14 +258,19 @@ mod tests {
         assert!(verify(&sessions, &token).is_ok());
     }
 
-    #[tokio::test]
-    async fn digests_are_keyed_per_sessions() {
-        let (a, _) = sessions(10);
-        let (b, _) = sessions(10);
-        let token = b"any token bytes";
-        let digest = |s: &Sessions<MemoryStore>| s.token_cache().unwrap().digest(token);
-        assert!(digest(&a) != digest(&b));
-        assert!(digest(&a) == digest(&a));
+    #[test]
+    fn tokens_are_compared_in_full() {
+        let verified = Verified(b"header.payload.signature".as_slice().into());
+        assert!(Presented(b"header.payload.signature").equivalent(&verified));
+        for other in [
+            b"header.payload.signaturE".as_slice(),
+            b"Header.payload.signature",
+            b"header.payload.signatur",
+            b"header.payload.signaturee",
+            b"",
+        ] {
+            assert!(!Presented(other).equivalent(&verified));
+        }
     }
 
     #[tokio::test]
@@ -403,34 +414,36 @@ mod tests {
         assert_eq!(cache(&sessions).len(), 0);
     }
 
-    #[test]
-    fn memory_per_entry() {
-        let cache = TokenCache::new(10_000).unwrap();
-        let entries = cache.entries::<()>().unwrap();
+    #[tokio::test]
+    async fn memory_per_entry() {
+        let (sessions, _) = sessions(10_000);
+        let issued = sessions.issue(Login::new("user1234").scope("profile")).await.unwrap();
+        let token = issued.access_token.as_bytes();
+        let claims = verify(&sessions, token).unwrap();
+        let entries = cache(&sessions);
+        entries.clear();
         let empty = entries.memory_used().total();
-        let claims = Claims {
-            sub: "user1234".into(),
-            sid: crate::SessionId::from_bytes([3; 16]),
-            jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
-            iat: START,
-            exp: START + 900,
-            nbf: None,
-            scope: Some("profile".into()),
-            custom: (),
-        };
         for n in 0..10_000u32 {
-            entries.insert(cache.digest(&n.to_le_bytes()), claims.clone());
+            // Tokens of the same length, all different.
+            let mut key = token.to_vec();
+            key[..4].copy_from_slice(&n.to_le_bytes());
+            remember(entries, &key, claims.clone());
         }
-        let table = entries.memory_used().total();
-        let strings = claims.sub.capacity() + claims.jti.capacity() + 7;
-        let per_entry = (table.saturating_sub(empty)) / entries.len().max(1) + strings;
+        let table = entries.memory_used().total().saturating_sub(empty) / entries.len().max(1);
+        // The token and the claims' strings live on the heap, each with its allocator
+        // header (16 bytes on glibc, rounded up to 16).
+        let heap = |len: usize| (len + 8).div_ceil(16) * 16;
+        let strings = heap(claims.sub.len()) + heap(claims.jti.len()) + heap("profile".len());
+        let per_entry = table + heap(token.len()) + strings;
         println!(
-            "token cache: {} entries, table {table} bytes, about {per_entry} bytes per entry \
-             (claims {} bytes inline, {strings} bytes of strings)",
+            "token cache: {} entries; per entry {per_entry} bytes: table {table} (claims {} \
+             inline), token {} ({} bytes long), claims' strings {strings}",
             entries.len(),
-            std::mem::size_of::<Claims>()
+            std::mem::size_of::<Claims>(),
+            heap(token.len()),
+            token.len(),
         );
-        assert!(entries.len() <= 10_000);
+        assert!(entries.len() > 9_000 && entries.len() <= 10_000, "{}", entries.len());
         assert!(per_entry < 1024, "{per_entry} bytes per entry");
     }
 }
