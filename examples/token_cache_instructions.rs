@@ -119,7 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         other => {
-            return Err(format!("unknown case {other:?}: setup, floor, first, warm, seen or off").into());
+            return Err(
+                format!("unknown case {other:?}: setup, floor, first, warm, seen or off").into(),
+            );
         }
     }
     println!("{case}: {accepted} of {n} accepted");

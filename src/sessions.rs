@@ -47,11 +47,11 @@ use crate::extract::Extractor;
 use crate::keys::{ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, install_provider};
 use crate::live::Endings;
 use crate::refresh::{Grant, RefreshHook};
-use crate::token_cache::{DEFAULT_TOKEN_CACHE_ENTRIES, Presented, TokenCache, remember};
 use crate::store::{
     Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
 };
+use crate::token_cache::{DEFAULT_TOKEN_CACHE_ENTRIES, Presented, TokenCache, remember};
 use crate::{
     Claims, Clock, JwtAuthLayer, Keys, LogoutAllService, LogoutService, ResolveError, SessionId,
 };

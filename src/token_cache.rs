@@ -146,10 +146,10 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
     use bytes::Bytes;
     use http::{Request, Response, StatusCode, header};
     use http_body_util::Full;
+    use std::convert::Infallible;
     use tower::{ServiceBuilder, ServiceExt};
 
     use super::*;
@@ -277,12 +277,18 @@ mod tests {
     async fn a_token_that_expires_while_cached_is_refused() {
         let (sessions, clock) = sessions(100);
         let issued = sessions.issue(Login::new("alice")).await.unwrap();
-        assert_eq!(status(&sessions, &issued.access_token).await, StatusCode::OK);
+        assert_eq!(
+            status(&sessions, &issued.access_token).await,
+            StatusCode::OK
+        );
         assert_eq!(cache(&sessions).len(), 1);
         let exp = claims(&sessions, &issued.access_token).exp;
         // Within the leeway (30 s by default) it still passes, as it would uncached.
         clock.set(exp + 29);
-        assert_eq!(status(&sessions, &issued.access_token).await, StatusCode::OK);
+        assert_eq!(
+            status(&sessions, &issued.access_token).await,
+            StatusCode::OK
+        );
         clock.set(exp + 30);
         assert_eq!(
             status(&sessions, &issued.access_token).await,
@@ -373,7 +379,10 @@ mod tests {
         let (sessions, _) = sessions(16);
         let mut tokens = Vec::new();
         for n in 0..200 {
-            let issued = sessions.issue(Login::new(format!("user{n}"))).await.unwrap();
+            let issued = sessions
+                .issue(Login::new(format!("user{n}")))
+                .await
+                .unwrap();
             verify(&sessions, issued.access_token.as_bytes()).unwrap();
             tokens.push(issued.access_token);
             assert!(cache(&sessions).len() <= 16, "{}", cache(&sessions).len());
@@ -390,7 +399,10 @@ mod tests {
         let (sessions, _) = sessions(0);
         assert!(sessions.token_cache().is_none());
         let issued = sessions.issue(Login::new("alice")).await.unwrap();
-        assert_eq!(status(&sessions, &issued.access_token).await, StatusCode::OK);
+        assert_eq!(
+            status(&sessions, &issued.access_token).await,
+            StatusCode::OK
+        );
         let off = Sessions::builder(Keys::hs256([7; 32]).unwrap(), MemoryStore::new())
             .no_token_cache()
             .build()
@@ -417,7 +429,10 @@ mod tests {
     #[tokio::test]
     async fn memory_per_entry() {
         let (sessions, _) = sessions(10_000);
-        let issued = sessions.issue(Login::new("user1234").scope("profile")).await.unwrap();
+        let issued = sessions
+            .issue(Login::new("user1234").scope("profile"))
+            .await
+            .unwrap();
         let token = issued.access_token.as_bytes();
         let claims = verify(&sessions, token).unwrap();
         let entries = cache(&sessions);
@@ -443,7 +458,11 @@ mod tests {
             heap(token.len()),
             token.len(),
         );
-        assert!(entries.len() > 9_000 && entries.len() <= 10_000, "{}", entries.len());
+        assert!(
+            entries.len() > 9_000 && entries.len() <= 10_000,
+            "{}",
+            entries.len()
+        );
         assert!(per_entry < 1024, "{per_entry} bytes per entry");
     }
 }
