@@ -31,7 +31,7 @@
 //! use tower_jwt_auth::{Keys, Sessions, store::MemoryStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Room for the tokens of 50,000 busy clients (about 600 bytes each with `()` claims).
+//! // Room for the tokens of 50,000 busy clients (about 500 bytes each with `()` claims).
 //! let sessions = Sessions::builder(Keys::hs256([7; 32])?, MemoryStore::new())
 //!     .token_cache(50_000)
 //!     .build()?;
@@ -87,10 +87,12 @@ impl Equivalent<Verified> for Presented<'_> {
 
 /// Verified access-token claims by token.
 ///
-/// `quick_cache` rather than `moka`: it is already what the near-cache uses, it has no
-/// background threads or extra dependencies, its lookup is a sharded read under a short
-/// lock (tens of nanoseconds, against the 2 µs of a signature check and two JSON parses),
-/// and its eviction keeps frequently used entries while a burst of new ones passes through.
+/// `quick_cache` rather than `moka`: it is already what the near-cache uses, it brings no
+/// background housekeeping and no further dependencies, and its lookup is a sharded read
+/// under a short lock. Measured: a request whose token is found costs about 4,300
+/// instructions through the whole layer, store check included, against 38,600 for a bare
+/// `jsonwebtoken::decode` (`examples/token_cache_instructions.rs`). Its eviction keeps
+/// frequently used entries while a burst of new ones passes through.
 /// Only tokens that verified are ever inserted, so nobody without a valid token can fill it.
 pub(crate) type Entries<C> = quick_cache::sync::Cache<
     Verified,
