@@ -3,11 +3,17 @@
 //! - `auth/no_auth`: the mock service alone.
 //! - `auth/jsonwebtoken_decode_hs256`: the bare `jsonwebtoken::decode` of the same tokens,
 //!   the floor.
-//! - `auth/layer_hs256_memory`: a request through the layer, memory store of 10,000 sessions.
-//! - `auth/layer_hs256_memory_1m`: the same with 1,000,000 sessions.
+//! - `auth/layer_hs256_memory`: a request through the layer with a token it has never seen
+//!   (first sight), memory store of 10,000 sessions. The token cache is on but holds one
+//!   entry, so each token is a miss that is verified and then stored (evicting another):
+//!   what the first request of a token costs with the cache on.
+//! - `auth/layer_hs256_memory_seen`: a request through the layer with a token it has already
+//!   verified (the default token cache, warmed with the 1,000 tokens that are then cycled).
+//! - `auth/layer_hs256_memory_no_cache`: first sight with the token cache turned off.
+//! - `auth/layer_hs256_memory_1m`: first sight with 1,000,000 sessions.
 //!
 //! In the layer cases each iteration presents the token of another live session (1,000 of
-//! them, spread over the store), so the allowlist lookups are not all cache hits. Requests
+//! them, spread over the store), so the allowlist lookups are not all CPU-cache hits. Requests
 //! are built outside the timed part, and every case, the floor included, reads its token from
 //! such a request; what a case produces (decoded claims, or the response carrying the
 //! request and its claims) is dropped outside the timed part. The futures here complete on
@@ -34,6 +40,7 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tower::{Service, service_fn};
+use tower_jwt_auth::clock::from_unix_seconds;
 use tower_jwt_auth::store::{MemoryStore, Session, SessionStore};
 use tower_jwt_auth::{Claims, Keys, Login, SessionId, Sessions};
 
@@ -76,7 +83,12 @@ async fn populate<St: SessionStore>(store: St, total: usize) -> (Sessions<St>, V
         } else {
             let mut id = [0; 16];
             id[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            let session = Session::new(SessionId::from_bytes(id), format!("user{n}"), 0, expires);
+            let session = Session::new(
+                SessionId::from_bytes(id),
+                format!("user{n}"),
+                from_unix_seconds(0),
+                from_unix_seconds(expires),
+            );
             sessions.store().create(&session, None).await.unwrap();
         }
     }
@@ -114,6 +126,17 @@ fn mock() -> impl Service<
     })
 }
 
+/// What the token cache of a layer case holds when a token comes.
+#[derive(Clone, Copy)]
+enum Cache {
+    /// On, but every token is new to it.
+    FirstSight,
+    /// On, and every token verified before.
+    Seen,
+    /// Turned off.
+    Off,
+}
+
 fn bench(c: &mut Criterion) {
     let (small, small_tokens) = populated(10_000);
     let mut group = c.benchmark_group("auth");
@@ -149,16 +172,34 @@ fn bench(c: &mut Criterion) {
 
     // The million-session store is built only once the smaller cases are measured, so that
     // its memory does not weigh on them.
-    for (id, total) in [
-        ("layer_hs256_memory", 10_000),
-        ("layer_hs256_memory_1m", 1_000_000),
+    for (id, total, cache) in [
+        ("layer_hs256_memory", 10_000, Cache::FirstSight),
+        ("layer_hs256_memory_seen", 10_000, Cache::Seen),
+        ("layer_hs256_memory_no_cache", 10_000, Cache::Off),
+        ("layer_hs256_memory_1m", 1_000_000, Cache::FirstSight),
     ] {
         let (sessions, tokens) = match total {
             10_000 => (small.clone(), small_tokens.clone()),
             _ => populated(total),
         };
+        // The same store and key, with the token cache this case measures.
+        let builder = Sessions::builder(Keys::hs256(SECRET).unwrap(), sessions.store().clone());
+        let sessions = match cache {
+            Cache::FirstSight => builder.token_cache(1),
+            Cache::Seen => builder,
+            Cache::Off => builder.no_token_cache(),
+        }
+        .build()
+        .unwrap();
         let tokens = &tokens;
         let mut service = tower::Layer::layer(&sessions.layer(), mock());
+        if let Cache::Seen = cache {
+            let mut warm = requests(tokens);
+            for _ in 0..tokens.len() {
+                now(std::future::poll_fn(|cx| service.poll_ready(cx))).unwrap();
+                assert_eq!(now(service.call(warm())).unwrap().status(), 200);
+            }
+        }
         group.bench_function(id, |b| {
             b.iter_batched(
                 requests(tokens),

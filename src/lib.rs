@@ -90,6 +90,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod token_cache;
 pub mod token_response;
 
 pub use auth::{AuthBody, JwtAuth, JwtAuthLayer};

@@ -51,6 +51,7 @@ use crate::store::{
     Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
     WhenFull,
 };
+use crate::token_cache::{DEFAULT_TOKEN_CACHE_ENTRIES, Presented, TokenCache, remember};
 use crate::{
     Claims, Clock, JwtAuthLayer, Keys, LogoutAllService, LogoutService, ResolveError, SessionId,
 };
@@ -100,6 +101,8 @@ struct Shared<St, C> {
     refresh_hook: Option<RefreshHook<C>>,
     endings: Endings,
     live_check: Duration,
+    /// Verified access tokens by digest; `None` when turned off.
+    token_cache: Option<TokenCache>,
 }
 
 impl<St, C> Clone for Sessions<St, C> {
@@ -221,6 +224,7 @@ pub struct SessionsBuilder<St, C = ()> {
     clock: Clock,
     refresh_hook: Option<RefreshHook<C>>,
     live_check: Duration,
+    token_cache: usize,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -230,7 +234,8 @@ impl<St: SessionStore> Sessions<St> {
     /// refresh and after 30 days in any case; strict refresh-token reuse detection; last use
     /// recorded at most once a minute; at most 100 sessions per user, a login beyond them
     /// ending the oldest ([`DEFAULT_SESSION_LIMIT`]); 30 s leeway; 8 KiB token limit; no
-    /// issuer or audience; JSON error bodies; the system clock.
+    /// issuer or audience; JSON error bodies; the system clock; a cache of 10,000 verified
+    /// tokens ([`token_cache`](crate::token_cache)).
     pub fn builder(keys: Keys, store: St) -> SessionsBuilder<St> {
         SessionsBuilder {
             keys,
@@ -254,6 +259,7 @@ impl<St: SessionStore> Sessions<St> {
             clock: Clock::system(),
             refresh_hook: None,
             live_check: Duration::from_secs(1),
+            token_cache: DEFAULT_TOKEN_CACHE_ENTRIES,
             _claims: PhantomData,
         }
     }
@@ -389,6 +395,21 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
         self
     }
 
+    /// Remembers up to `entries` verified access tokens, so that a token seen before skips
+    /// the signature check and the JSON parsing (its session, `exp` and `nbf` are still
+    /// checked on every request); zero turns the cache off. The default is
+    /// [`DEFAULT_TOKEN_CACHE_ENTRIES`](crate::token_cache::DEFAULT_TOKEN_CACHE_ENTRIES).
+    /// See [`token_cache`](crate::token_cache).
+    pub fn token_cache(mut self, entries: usize) -> Self {
+        self.token_cache = entries;
+        self
+    }
+
+    /// Verifies every token from scratch, on every request.
+    pub fn no_token_cache(self) -> Self {
+        self.token_cache(0)
+    }
+
     /// Reads time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
@@ -450,6 +471,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             clock: self.clock,
             refresh_hook: None,
             live_check: self.live_check,
+            token_cache: self.token_cache,
             _claims: PhantomData,
         }
     }
@@ -507,6 +529,10 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
             .map(|keys| Verifier::new(keys, self.issuer.as_deref(), self.audience.as_deref()))
             .collect();
 
+        let token_cache = match self.token_cache {
+            0 => None,
+            entries => Some(TokenCache::new(entries)),
+        };
         let retry_after = HeaderValue::from(self.retry_after.as_secs().max(1));
         Ok(Sessions {
             shared: Arc::new(Shared {
@@ -535,6 +561,7 @@ impl<St: SessionStore, C> SessionsBuilder<St, C> {
                 refresh_hook: self.refresh_hook,
                 endings: Endings::new(),
                 live_check: self.live_check.max(Duration::from_millis(1)),
+                token_cache,
             }),
             _claims: PhantomData,
         })
@@ -1058,13 +1085,51 @@ impl<St: SessionStore, C> Sessions<St, C> {
             return Err(TokenError::UnsupportedCritical);
         }
         let claims = data.claims;
+        self.check_time(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// `exp` and `nbf` against `now`, with the leeway.
+    fn check_time(&self, claims: &impl TimeClaims, now: u64) -> Result<(), TokenError> {
+        let leeway = self.shared.leeway;
         let (exp, nbf) = claims.time();
-        if now >= exp.saturating_add(shared.leeway) {
+        if now >= exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        if nbf.is_some_and(|nbf| nbf > now.saturating_add(shared.leeway)) {
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
             return Err(TokenError::NotYetValid);
         }
+        Ok(())
+    }
+
+    /// [`verify_at`](Self::verify_at) through the token cache: a token verified before is
+    /// found by its exact bytes, and only its times are checked again. What
+    /// comes out is what verifying it afresh would give.
+    pub(crate) fn verify_cached(&self, token: &[u8], now: u64) -> Result<Claims<C>, TokenError>
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let shared = &*self.shared;
+        let Some(entries) = shared
+            .token_cache
+            .as_ref()
+            .and_then(|cache| cache.entries::<C>())
+        else {
+            return self.verify_at(token, now);
+        };
+        if token.len() > shared.extractor.max_len {
+            return Err(TokenError::TooLong);
+        }
+        if let Some(claims) = entries.get(&Presented(token)) {
+            let checked = self.check_time(&claims, now);
+            if matches!(checked, Err(TokenError::Expired)) {
+                // It will never pass again.
+                entries.remove(&Presented(token));
+            }
+            return checked.map(|()| claims);
+        }
+        let claims = self.verify_at(token, now)?;
+        remember(entries, token, claims.clone());
         Ok(claims)
     }
 
@@ -1195,6 +1260,11 @@ impl<St: SessionStore, C> Sessions<St, C> {
         &self.shared.clock
     }
 
+    #[cfg(test)]
+    pub(crate) fn token_cache(&self) -> Option<&TokenCache> {
+        self.shared.token_cache.as_ref()
+    }
+
     pub(crate) fn endings(&self) -> &Endings {
         &self.shared.endings
     }
@@ -1234,6 +1304,31 @@ impl<St: SessionStore, C> Sessions<St, C> {
     where
         C: DeserializeOwned,
     {
+        let (token, from_cookie) = self.credential(method, headers)?;
+        Ok((self.verify_at(token, now)?, from_cookie))
+    }
+
+    /// [`verify_request`](Self::verify_request) through the token cache: the middleware's.
+    pub(crate) fn verify_request_cached(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<(Claims<C>, bool), AuthError>
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let (token, from_cookie) = self.credential(method, headers)?;
+        Ok((self.verify_cached(token, now)?, from_cookie))
+    }
+
+    /// The one credential of a request, and whether it came from the cookie, which must
+    /// then come from the same origin.
+    fn credential<'h>(
+        &self,
+        method: &Method,
+        headers: &'h HeaderMap,
+    ) -> Result<(&'h [u8], bool), AuthError> {
         let (token, from_cookie) = self.shared.extractor.credential(headers)?;
         if from_cookie
             && let Some(cookies) = &self.shared.cookies
@@ -1241,7 +1336,7 @@ impl<St: SessionStore, C> Sessions<St, C> {
         {
             return Err(AuthError::CrossSiteRequest);
         }
-        Ok((self.verify_at(token, now)?, from_cookie))
+        Ok((token, from_cookie))
     }
 
     /// The cookie configuration, in cookie mode.

@@ -83,7 +83,7 @@ where
         let now = self.sessions.now();
         match self
             .sessions
-            .verify_request(request.method(), request.headers(), now)
+            .verify_request_cached(request.method(), request.headers(), now)
         {
             Ok((claims, _)) => {
                 // Call the service that `poll_ready` readied; leave a fresh clone behind.
