@@ -24,7 +24,9 @@
 //!
 //! - `auth/layer_hs256_redis`: a request through the layer, one instance on a loopback Redis
 //!   holding 10,000 sessions (`REDIS_URL`, or a `redis-server` started for the run);
-//! - `auth/layer_hs256_redis_64_concurrent`: 64 such requests at once (throughput).
+//! - `auth/layer_hs256_redis_64_concurrent`: 64 such requests at once (throughput);
+//! - `auth/layer_hs256_redis_near_cache`: a request through the layer on the same Redis
+//!   behind a near-cache, token and session seen before.
 //!
 //! `cargo bench --bench auth --all-features`
 
@@ -232,11 +234,12 @@ fn bench_redis(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let prefix = support::unique_prefix("bench");
     let (sessions, tokens) = runtime.block_on(async {
         let store = RedisStore::connect(redis.url())
             .await
             .unwrap()
-            .prefix(support::unique_prefix("bench"));
+            .prefix(&prefix);
         populate(store, 10_000).await
     });
     let service = tower::Layer::layer(&sessions.layer(), mock());
@@ -246,6 +249,44 @@ fn bench_redis(c: &mut Criterion) {
             requests(&tokens),
             |request| {
                 let service = service.clone();
+                async move {
+                    let response = service.oneshot(request).await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    response
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The same sessions through another instance with a near-cache, every token and
+    // session seen once before.
+    let near = runtime.block_on(async {
+        use tower_jwt_auth::store::NearCacheConfig;
+        use tower_jwt_auth::store::redis::redis::Client;
+        let store = RedisStore::connect(redis.url())
+            .await
+            .unwrap()
+            .prefix(&prefix)
+            .near_cache(Client::open(redis.url()).unwrap(), NearCacheConfig::default());
+        while !store.is_trusted() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let near = Sessions::builder(Keys::hs256(SECRET).unwrap(), store)
+            .build()
+            .unwrap();
+        let service = tower::Layer::layer(&near.layer(), mock());
+        let mut warm = requests(&tokens);
+        for _ in 0..tokens.len() {
+            let response = service.clone().oneshot(warm()).await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        service
+    });
+    group.bench_function("layer_hs256_redis_near_cache", |b| {
+        b.to_async(&runtime).iter_batched(
+            requests(&tokens),
+            |request| {
+                let service = near.clone();
                 async move {
                     let response = service.oneshot(request).await.unwrap();
                     assert_eq!(response.status(), 200);
