@@ -267,7 +267,10 @@ fn bench_redis(c: &mut Criterion) {
             .await
             .unwrap()
             .prefix(&prefix)
-            .near_cache(Client::open(redis.url()).unwrap(), NearCacheConfig::default());
+            .near_cache(
+                Client::open(redis.url()).unwrap(),
+                NearCacheConfig::default(),
+            );
         while !store.is_trusted() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
