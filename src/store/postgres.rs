@@ -81,7 +81,9 @@
 //! sends `pg_notify('jwt_sessions_ended', 'S' || <base64url session id>)` for each ended
 //! session, in the same statement as the deletion, and a rotation that brings a session's
 //! end closer sends the same in its transaction. `NOTIFY` is transactional: the events
-//! leave at commit, and never for a change rolled back. The channel is [`ENDED_CHANNEL`].
+//! leave at commit, and never for a change rolled back. The channel is [`ENDED_CHANNEL`],
+//! one per database: stores in other schemas of the same database share it, which only
+//! makes a cache forget answers it could have kept (session ids are random).
 //!
 //! [`near_cache`](PostgresStore::near_cache) listens on that channel and forgets each
 //! ended session at once. It also understands `U<sub>` (every session of the user) and
@@ -488,7 +490,7 @@ impl Inner {
             .fetch_one(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(sql::unsigned(ended)?)
+        sql::unsigned(ended)
     }
 
     async fn revoke_authenticated_before(
@@ -522,7 +524,7 @@ impl Inner {
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        Ok(sql::unsigned(ended)?)
+        sql::unsigned(ended)
     }
 
     async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
