@@ -9,8 +9,8 @@
 //!   die with the process).
 //! - `REDIS_URL`: with `--features redis`, sessions live in Redis and several demo processes
 //!   with the same `JWT_SECRET` share them; otherwise they live in this process's memory.
-//! - `NEAR_CACHE=1` (with `REDIS_URL`): answers of Redis kept in this process until an
-//!   ending event says otherwise (`store::NearCache`).
+//! - `NEAR_CACHE=1` (with `REDIS_URL` or a `postgres://` `DATABASE_URL`): answers of the
+//!   store kept in this process until an ending event says otherwise (`store::NearCache`).
 //! - `DATABASE_URL`: `postgres://…` with `--features postgres` (demo processes with the same
 //!   `JWT_SECRET` share the sessions) or `sqlite://path/to/file.db` with `--features sqlite`
 //!   (sessions survive a restart); the tables are created at start.
@@ -211,6 +211,11 @@ pub async fn sql_store(url: &str) -> Result<Option<AnyStore>, BoxError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = tower_jwt_auth::store::PostgresStore::connect(url).await?;
         store.migrate().await?;
+        if std::env::var("NEAR_CACHE").is_ok_and(|value| value == "1") {
+            let config = tower_jwt_auth::store::NearCacheConfig::default();
+            println!("sessions: PostgreSQL, with a near-cache");
+            return Ok(Some(store.near_cache(config).into()));
+        }
         println!("sessions: PostgreSQL");
         return Ok(Some(store.into()));
     }

@@ -53,6 +53,10 @@ pub enum AnyStore {
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     Postgres(super::PostgresStore),
+    /// [`PostgresStore`](super::PostgresStore) behind a [`NearCache`](super::NearCache).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    NearPostgres(super::NearCache<super::PostgresStore>),
     /// [`SqliteStore`](super::SqliteStore).
     #[cfg(feature = "sqlite")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -83,6 +87,13 @@ impl From<super::NearCache<super::RedisStore>> for AnyStore {
 impl From<super::PostgresStore> for AnyStore {
     fn from(store: super::PostgresStore) -> Self {
         Self::Postgres(store)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<super::NearCache<super::PostgresStore>> for AnyStore {
+    fn from(store: super::NearCache<super::PostgresStore>) -> Self {
+        Self::NearPostgres(store)
     }
 }
 
@@ -138,6 +149,8 @@ macro_rules! each {
             AnyStore::NearRedis($inner) => $call,
             #[cfg(feature = "postgres")]
             AnyStore::Postgres($inner) => $call,
+            #[cfg(feature = "postgres")]
+            AnyStore::NearPostgres($inner) => $call,
             #[cfg(feature = "sqlite")]
             AnyStore::Sqlite($inner) => $call,
         }
@@ -177,6 +190,12 @@ impl SessionStore for AnyStore {
             #[cfg(feature = "postgres")]
             Self::Postgres(store) => AnyIsActive {
                 inner: Inner::Boxed {
+                    fut: store.is_active(sub, sid, now, touch_interval),
+                },
+            },
+            #[cfg(feature = "postgres")]
+            Self::NearPostgres(store) => AnyIsActive {
+                inner: Inner::Near {
                     fut: store.is_active(sub, sid, now, touch_interval),
                 },
             },

@@ -75,6 +75,22 @@
 //! A deleted user's tokens are then refused at their next request. A login of a user the
 //! table does not hold then fails (as [`StoreError::Backend`]).
 //!
+//! # Ending events and the near-cache
+//! Every way this store ends a session (a revoke, a user's sessions ended at once or
+//! before a time, the oldest session ended by the session limit, a refresh token reused)
+//! sends `pg_notify('jwt_sessions_ended', 'S' || <base64url session id>)` for each ended
+//! session, in the same statement as the deletion, and a rotation that brings a session's
+//! end closer sends the same in its transaction. `NOTIFY` is transactional: the events
+//! leave at commit, and never for a change rolled back. The channel is [`ENDED_CHANNEL`],
+//! one per database: stores in other schemas of the same database share it, which only
+//! makes a cache forget answers it could have kept (session ids are random).
+//!
+//! [`near_cache`](PostgresStore::near_cache) listens on that channel and forgets each
+//! ended session at once. It also understands `U<sub>` (every session of the user) and
+//! treats any other payload (`*`, say) as "forget everything": an application that deletes
+//! rows by hand (or by a foreign key cascade) sends `SELECT pg_notify('jwt_sessions_ended',
+//! '*')` in the same transaction. Payloads starting with `H` are heartbeats.
+//!
 //! # Sweeping
 //! Expired rows are refused at once and deleted by a background sweep (every minute by
 //! default, from the first `create` inside a Tokio runtime, stopping when the store is
@@ -94,8 +110,8 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use super::sql::{self, Existing, Row, Settings, Step, bounded, int, micros};
 use super::{
-    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
-    WhenFull,
+    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
+    StoreError, WhenFull,
 };
 use crate::clock::unix_seconds;
 use crate::{Clock, SessionId};
@@ -311,22 +327,36 @@ fn store_error(error: sqlx::Error) -> StoreError {
     sql::driver_error(error)
 }
 
+/// The channel on which every ending is announced (see the [module docs](self)).
+pub const ENDED_CHANNEL: &str = "jwt_sessions_ended";
+
+/// `delete` (a `DELETE` on `jwt_sessions` whose parameters start at `$2`) as one statement
+/// that also announces each ended session on the channel `$1`, and answers how many ended.
+/// The notifications leave with the transaction's commit, never without it.
+fn ending(delete: &str) -> String {
+    format!(
+        "WITH ended AS ({delete} RETURNING id) \
+         SELECT count(pg_notify($1, 'S' || translate(encode(id, 'base64'), '+/=', '-_'))::text) \
+         FROM ended"
+    )
+}
+
 /// `SELECT` list of a whole session, the address as text.
 const SESSION_COLUMNS: &str = "id, sub, created_at, authenticated_at, expires_at, last_used_at, \
      user_agent, host(address) AS address, refresh_generation, refresh_digest, \
      refresh_rotated_at";
 
 impl Inner {
-    async fn is_active(
+    async fn liveness(
         &self,
         sub: &str,
         sid: &SessionId,
         now: u64,
         touch_interval: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Liveness>, StoreError> {
         let now = int(now);
-        let last_used: Option<i64> = sqlx::query_scalar(
-            "SELECT last_used_at FROM jwt_sessions \
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT expires_at, last_used_at FROM jwt_sessions \
              WHERE id = $1 AND sub = $2 AND expires_at > $3",
         )
         .bind(&sid.as_bytes()[..])
@@ -335,8 +365,8 @@ impl Inner {
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        let Some(last_used) = last_used else {
-            return Ok(false);
+        let Some((expires_at, mut last_used)) = row else {
+            return Ok(None);
         };
         let due = now.saturating_sub(int(touch_interval));
         if last_used <= due && last_used < now {
@@ -351,8 +381,12 @@ impl Inner {
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
+            last_used = now;
         }
-        Ok(true)
+        Ok(Some(Liveness {
+            until: sql::unsigned(expires_at)?,
+            last_used: sql::unsigned(last_used)?,
+        }))
     }
 
     async fn create(
@@ -396,6 +430,15 @@ impl Inner {
         };
         let rotated = match sql::step(&state, rotation) {
             Step::Advance => {
+                if int(rotation.expires_at) < expires_at {
+                    // The end comes closer: caches must not keep the later one.
+                    sqlx::query("SELECT pg_notify($1, $2)::text")
+                        .bind(ENDED_CHANNEL)
+                        .bind(format!("S{sid}"))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
                 sqlx::query(
                     "UPDATE jwt_sessions SET refresh_generation = $2, refresh_digest = $3, \
                      refresh_rotated_at = $4, expires_at = $5, \
@@ -414,9 +457,10 @@ impl Inner {
             Step::Repeated => Rotated::Rotated,
             Step::Forgiven => Rotated::Forgiven,
             Step::Reused => {
-                sqlx::query("DELETE FROM jwt_sessions WHERE id = $1")
+                let _: i64 = sqlx::query_scalar(&ending("DELETE FROM jwt_sessions WHERE id = $2"))
+                    .bind(ENDED_CHANNEL)
                     .bind(id)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(store_error)?;
                 Rotated::Reused
@@ -427,22 +471,26 @@ impl Inner {
     }
 
     async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM jwt_sessions WHERE id = $1 AND sub = $2")
-            .bind(&sid.as_bytes()[..])
-            .bind(sub)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        let ended: i64 = sqlx::query_scalar(&ending(
+            "DELETE FROM jwt_sessions WHERE id = $2 AND sub = $3",
+        ))
+        .bind(ENDED_CHANNEL)
+        .bind(&sid.as_bytes()[..])
+        .bind(sub)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(ended > 0)
     }
 
     async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM jwt_sessions WHERE sub = $1")
+        let ended: i64 = sqlx::query_scalar(&ending("DELETE FROM jwt_sessions WHERE sub = $2"))
+            .bind(ENDED_CHANNEL)
             .bind(sub)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(done.rows_affected())
+        sql::unsigned(ended)
     }
 
     async fn revoke_authenticated_before(
@@ -466,14 +514,17 @@ impl Inner {
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        let done = sqlx::query("DELETE FROM jwt_sessions WHERE sub = $1 AND authenticated_at < $2")
-            .bind(sub)
-            .bind(before)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        let ended: i64 = sqlx::query_scalar(&ending(
+            "DELETE FROM jwt_sessions WHERE sub = $2 AND authenticated_at < $3",
+        ))
+        .bind(ENDED_CHANNEL)
+        .bind(sub)
+        .bind(before)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        Ok(done.rows_affected())
+        sql::unsigned(ended)
     }
 
     async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
@@ -607,16 +658,17 @@ async fn create_in(
             if limit.when_full == WhenFull::RefuseNew {
                 return Ok(Created::LimitReached);
             }
-            let done = sqlx::query(
+            let done: i64 = sqlx::query_scalar(&ending(
                 "DELETE FROM jwt_sessions WHERE id IN \
-                 (SELECT id FROM jwt_sessions WHERE sub = $1 ORDER BY seq LIMIT $2)",
-            )
+                 (SELECT id FROM jwt_sessions WHERE sub = $2 ORDER BY seq LIMIT $3)",
+            ))
+            .bind(ENDED_CHANNEL)
             .bind(sub)
             .bind(count + 1 - max)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await
             .map_err(store_error)?;
-            ended = u32::try_from(done.rows_affected()).unwrap_or(u32::MAX);
+            ended = u32::try_from(done).unwrap_or(u32::MAX);
         }
     }
     let inserted = sqlx::query(
@@ -669,12 +721,27 @@ impl SessionStore for PostgresStore {
         let sub = sub.to_owned();
         let sid = *sid;
         Box::pin(async move {
-            bounded(
+            let liveness = bounded(
                 inner.timeout,
-                inner.is_active(&sub, &sid, now, touch_interval),
+                inner.liveness(&sub, &sid, now, touch_interval),
             )
-            .await
+            .await?;
+            Ok(liveness.is_some())
         })
+    }
+
+    async fn liveness(
+        &self,
+        sub: &str,
+        sid: &SessionId,
+        now: u64,
+        touch_interval: u64,
+    ) -> Result<Option<Liveness>, StoreError> {
+        bounded(
+            self.inner.timeout,
+            self.inner.liveness(sub, sid, now, touch_interval),
+        )
+        .await
     }
 
     async fn rotate(
