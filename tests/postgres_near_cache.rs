@@ -90,6 +90,16 @@ async fn every_ending_on_one_instance_is_refused_by_the_others_cache() {
     b.authenticate_token(&issued.access_token).await.unwrap();
     assert!(a.refresh(&issued.refresh_token).await.is_err());
     refused_within_50ms(&b, &issued.access_token).await;
+
+    // Rows deleted outside the store (by hand, or by a cascade from the users table) are
+    // announced by the table's trigger.
+    let issued = a.issue(Login::new("erin")).await.unwrap();
+    b.authenticate_token(&issued.access_token).await.unwrap();
+    sqlx::query("DELETE FROM jwt_sessions WHERE sub = 'erin'")
+        .execute(a.store().inner().pool())
+        .await
+        .unwrap();
+    refused_within_50ms(&b, &issued.access_token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,9 +87,11 @@
 //!
 //! [`near_cache`](PostgresStore::near_cache) listens on that channel and forgets each
 //! ended session at once. It also understands `U<sub>` (every session of the user) and
-//! treats any other payload (`*`, say) as "forget everything": an application that deletes
-//! rows by hand (or by a foreign key cascade) sends `SELECT pg_notify('jwt_sessions_ended',
-//! '*')` in the same transaction. Payloads starting with `H` are heartbeats.
+//! treats any other payload (`*`, say) as "forget everything". Payloads starting with `H`
+//! are heartbeats. Rows deleted outside the store (by hand, or by a foreign key cascade
+//! from the application's users table) are announced too: the second migration adds an
+//! `AFTER DELETE` trigger that sends the same event for every live session deleted,
+//! whoever deletes it (PostgreSQL merges it with the store's own within a transaction).
 //!
 //! # Sweeping
 //! Expired rows are refused at once and deleted by a background sweep (every minute by
