@@ -463,9 +463,19 @@ mod tests {
     /// A near-cache over a memory store, with its feed connected and heard from, and one
     /// live session (id 1 of alice, from 1,000 to 2,000).
     async fn cache() -> (NearCache<MemoryStore>, Invalidations) {
-        let (cache, feed) = NearCache::new(MemoryStore::new(), NearCacheConfig::default());
-        feed.connected();
-        feed.heartbeat();
+        cache_with(NearCacheConfig::default(), true).await
+    }
+
+    /// The same with `config`, its feed heard from or not.
+    async fn cache_with(
+        config: NearCacheConfig,
+        heard: bool,
+    ) -> (NearCache<MemoryStore>, Invalidations) {
+        let (cache, feed) = NearCache::new(MemoryStore::new(), config);
+        if heard {
+            feed.connected();
+            feed.heartbeat();
+        }
         let session = Session::new(
             id(1),
             "alice",
@@ -578,14 +588,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_is_served_before_the_feed_is_heard_from() {
-        let (cache, _) = NearCache::new(MemoryStore::new(), NearCacheConfig::default());
-        let session = Session::new(
-            id(1),
-            "alice",
-            from_unix_seconds(1_000),
-            from_unix_seconds(2_000),
-        );
-        cache.create(&session, None).await.unwrap();
+        let (cache, _feed) = cache_with(NearCacheConfig::default(), false).await;
         assert!(
             cache
                 .is_active("alice", &id(1), 1_100, TOUCH)
@@ -631,16 +634,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_feed_is_distrusted_and_emptied_when_heard_again() {
         let config = NearCacheConfig::default().max_silence(Duration::from_millis(50));
-        let (cache, feed) = NearCache::new(MemoryStore::new(), config);
-        feed.connected();
-        feed.heartbeat();
-        let session = Session::new(
-            id(1),
-            "alice",
-            from_unix_seconds(1_000),
-            from_unix_seconds(2_000),
-        );
-        cache.create(&session, None).await.unwrap();
+        let (cache, feed) = cache_with(config, true).await;
         assert!(
             cache
                 .is_active("alice", &id(1), 1_100, TOUCH)
