@@ -54,6 +54,8 @@ use crate::SessionId;
 use crate::clock::unix_seconds;
 
 mod any;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod feed;
 mod memory;
 pub mod near_cache;
 #[cfg(feature = "postgres")]

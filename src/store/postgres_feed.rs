@@ -6,14 +6,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
+use super::feed::{self, Event};
 use super::near_cache::{Invalidations, NearCache, NearCacheConfig};
 use super::postgres::{ENDED_CHANNEL, PostgresStore};
 use crate::SessionId;
-
-/// The shortest pause between two attempts to listen again.
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-/// The longest.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     /// This store behind a [`NearCache`], fed by its ending events: `LISTEN` on
@@ -38,65 +34,49 @@ impl PostgresStore {
     pub fn near_cache(self, config: NearCacheConfig) -> NearCache<Self> {
         let publisher = self.clone();
         let (cache, invalidations) = NearCache::new(self, config);
-        let beat = (config.max_silence / 4).max(Duration::from_millis(5));
-        tokio::spawn(feed(publisher, invalidations, beat));
+        let beat = feed::heartbeat_every(&config);
+        tokio::spawn(run(publisher, invalidations, beat));
         cache
     }
 }
 
-/// What one notification on the channel says.
-#[derive(Debug, PartialEq, Eq)]
-enum Event<'a> {
-    Heartbeat(&'a str),
-    Session(SessionId),
-    User(&'a str),
-    /// Anything else, `*` included: every cached answer is dropped.
-    Unknown,
-}
-
-fn parse(payload: &str) -> Event<'_> {
+/// What one notification on the channel says; `None` for anything else, `*` included
+/// (every cached answer is dropped then).
+fn parse(payload: &str) -> Option<Event<'_>> {
     if let Some(nonce) = payload.strip_prefix('H') {
-        Event::Heartbeat(nonce)
+        Some(Event::Heartbeat(nonce.as_bytes()))
     } else if let Some(sid) = payload.strip_prefix('S') {
-        SessionId::from_str(sid).map_or(Event::Unknown, Event::Session)
-    } else if let Some(sub) = payload.strip_prefix('U') {
-        Event::User(sub)
+        SessionId::from_str(sid).ok().map(Event::Session)
     } else {
-        Event::Unknown
+        payload.strip_prefix('U').map(Event::User)
     }
 }
 
 /// Listens, relays events and heartbeats until the connection fails, then listens again,
 /// until the cache is gone.
-async fn feed(store: PostgresStore, invalidations: Invalidations, beat: Duration) {
-    let nonce = heartbeat_nonce();
-    let mut backoff = FIRST_BACKOFF;
-    while invalidations.is_alive() {
-        let listening = tokio::time::timeout(beat * 4, async {
+async fn run(store: PostgresStore, invalidations: Invalidations, beat: Duration) {
+    let nonce = feed::heartbeat_nonce();
+    let (store, invalidations, nonce) = (&store, &invalidations, &nonce);
+    feed::keep_listening(
+        invalidations,
+        beat,
+        move || async move {
             // A pool of one connection of its own, opened like the store's: listening
             // never takes a connection from the requests.
             let options = store.pool().connect_options().as_ref().clone();
             let pool = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_lazy_with(options);
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&pool).await.ok()?;
             // A lost connection ends this listener: the next one is opened here, after
             // the cache is told.
             listener.eager_reconnect(false);
-            listener.listen(ENDED_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
-        })
-        .await;
-        if let Ok(Ok(listener)) = listening {
-            invalidations.connected();
-            backoff = FIRST_BACKOFF;
-            relay(listener, &store, &invalidations, beat, &nonce).await;
-            invalidations.lost();
-            tracing::warn!("listening to session endings failed: near-cache bypassed");
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+            listener.listen(ENDED_CHANNEL).await.ok()?;
+            Some(listener)
+        },
+        move |listener| relay(listener, store, invalidations, beat, nonce),
+    )
+    .await;
 }
 
 /// Relays one listener's notifications until it fails or the cache is gone.
@@ -125,27 +105,8 @@ async fn relay(
             Ok(Err(_) | Ok(None)) => return,
             Ok(Ok(Some(notification))) => notification,
         };
-        match parse(notification.payload()) {
-            Event::Heartbeat(sent) if sent == nonce => invalidations.heartbeat(),
-            Event::Heartbeat(_) => {}
-            Event::Session(sid) => invalidations.session_ended(&sid),
-            Event::User(sub) => invalidations.user_ended(sub),
-            // Not ours to understand: distrust rather than guess.
-            Event::Unknown => {
-                invalidations.lost();
-                invalidations.connected();
-            }
-        }
+        feed::deliver(invalidations, parse(notification.payload()), nonce);
     }
-}
-
-/// A random tag for this feed's heartbeats, so that only its own prove it listens.
-fn heartbeat_nonce() -> String {
-    let mut bytes = [0; 8];
-    // Without randomness, a fixed tag still works: heartbeats of other feeds would then
-    // count as ours, and they travel the same channel.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -155,11 +116,11 @@ mod tests {
     #[test]
     fn payloads_are_read() {
         let sid = SessionId::from_bytes([7; 16]);
-        assert_eq!(parse(&format!("S{sid}")), Event::Session(sid));
-        assert_eq!(parse("Ualice"), Event::User("alice"));
-        assert_eq!(parse("Habc"), Event::Heartbeat("abc"));
-        assert_eq!(parse("*"), Event::Unknown);
-        assert_eq!(parse("Snot-an-id"), Event::Unknown);
-        assert_eq!(parse(""), Event::Unknown);
+        assert_eq!(parse(&format!("S{sid}")), Some(Event::Session(sid)));
+        assert_eq!(parse("Ualice"), Some(Event::User("alice")));
+        assert_eq!(parse("Habc"), Some(Event::Heartbeat(b"abc")));
+        assert_eq!(parse("*"), None);
+        assert_eq!(parse("Snot-an-id"), None);
+        assert_eq!(parse(""), None);
     }
 }

@@ -7,13 +7,9 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
 use super::StoreError;
+use super::feed::{self, Event};
 use super::near_cache::{Invalidations, NearCache, NearCacheConfig};
 use super::redis::{Ended, RedisStore};
-
-/// The shortest pause between two attempts to subscribe again.
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-/// The longest.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl RedisStore<ConnectionManager> {
     /// This store behind a [`NearCache`], fed by its ending events: one subscription to
@@ -38,39 +34,33 @@ impl RedisStore<ConnectionManager> {
     pub fn near_cache(self, client: redis::Client, config: NearCacheConfig) -> NearCache<Self> {
         let publisher = self.clone();
         let (cache, invalidations) = NearCache::new(self, config);
-        let beat = (config.max_silence / 4).max(Duration::from_millis(5));
-        tokio::spawn(feed(client, publisher, invalidations, beat));
+        let beat = feed::heartbeat_every(&config);
+        tokio::spawn(run(client, publisher, invalidations, beat));
         cache
     }
 }
 
 /// Subscribes, relays events and heartbeats until the subscription fails, then subscribes
 /// again, until the cache is gone.
-async fn feed(
+async fn run(
     client: redis::Client,
     store: RedisStore<ConnectionManager>,
     invalidations: Invalidations,
     beat: Duration,
 ) {
-    let nonce = heartbeat_nonce();
-    let mut backoff = FIRST_BACKOFF;
-    while invalidations.is_alive() {
-        let subscribed = tokio::time::timeout(beat * 4, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(store.events_channel()).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        if let Ok(Ok(pubsub)) = subscribed {
-            invalidations.connected();
-            backoff = FIRST_BACKOFF;
-            relay(pubsub, &store, &invalidations, beat, &nonce).await;
-            invalidations.lost();
-            tracing::warn!("the session events subscription was lost: near-cache bypassed");
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+    let nonce = feed::heartbeat_nonce();
+    let (client, store, invalidations, nonce) = (&client, &store, &invalidations, &nonce);
+    feed::keep_listening(
+        invalidations,
+        beat,
+        move || async move {
+            let mut pubsub = client.get_async_pubsub().await.ok()?;
+            pubsub.subscribe(store.events_channel()).await.ok()?;
+            Some(pubsub)
+        },
+        move |pubsub| relay(pubsub, store, invalidations, beat, nonce),
+    )
+    .await;
 }
 
 /// Relays one subscription's messages until it ends or the cache is gone.
@@ -79,7 +69,7 @@ async fn relay(
     store: &RedisStore<ConnectionManager>,
     invalidations: &Invalidations,
     beat: Duration,
-    nonce: &[u8],
+    nonce: &str,
 ) {
     let mut messages = pubsub.into_on_message();
     let mut next_beat = tokio::time::Instant::now();
@@ -87,7 +77,7 @@ async fn relay(
         if tokio::time::Instant::now() >= next_beat {
             next_beat += beat;
             // A failed publish is a missed heartbeat: the silence distrusts the cache.
-            let publish = store.publish_heartbeat(nonce);
+            let publish = store.publish_heartbeat(nonce.as_bytes());
             let _: Result<Result<(), StoreError>, _> = tokio::time::timeout(beat, publish).await;
         }
         let message = match tokio::time::timeout_at(next_beat, messages.next()).await {
@@ -95,25 +85,11 @@ async fn relay(
             Ok(None) => return,
             Ok(Some(message)) => message,
         };
-        match Ended::parse(message.get_payload_bytes()) {
-            Some(Ended::Heartbeat(sent)) if sent == nonce => invalidations.heartbeat(),
-            Some(Ended::Heartbeat(_)) => {}
-            Some(Ended::Session { id, .. }) => invalidations.session_ended(&id),
-            Some(Ended::User(sub)) => invalidations.user_ended(sub),
-            // Not ours to understand: distrust rather than guess.
-            None => {
-                invalidations.lost();
-                invalidations.connected();
-            }
-        }
+        let event = Ended::parse(message.get_payload_bytes()).map(|ended| match ended {
+            Ended::Heartbeat(tag) => Event::Heartbeat(tag),
+            Ended::Session { id, .. } => Event::Session(id),
+            Ended::User(sub) => Event::User(sub),
+        });
+        feed::deliver(invalidations, event, nonce);
     }
-}
-
-/// A random tag for this feed's heartbeats, so that only its own prove its subscription.
-fn heartbeat_nonce() -> Vec<u8> {
-    let mut bytes = [0; 8];
-    // Without randomness, a fixed tag still works: heartbeats of other feeds would then
-    // count as ours, and they travel the same channel.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    bytes.to_vec()
 }
