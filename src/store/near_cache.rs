@@ -492,22 +492,22 @@ mod tests {
         let behind = cache.inner().clone();
         let restore = behind.list("alice", now, 10).await.unwrap();
         behind.revoke_all("alice").await.unwrap();
-        let live = cache.is_active("alice", &id(1), now, TOUCH).await.unwrap();
+        let served = live(cache, now).await;
         for session in restore {
             behind.create(&session, None).await.unwrap();
         }
-        live
+        served
+    }
+
+    /// Whether the cache answers that alice's session is live at `now`.
+    async fn live(cache: &NearCache<MemoryStore>, now: u64) -> bool {
+        cache.is_active("alice", &id(1), now, TOUCH).await.unwrap()
     }
 
     #[tokio::test]
     async fn a_checked_session_is_answered_from_memory() {
         let (cache, _feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         assert_eq!(cache.len(), 1);
         assert!(served_from_memory(&cache, 1_101).await);
     }
@@ -515,51 +515,26 @@ mod tests {
     #[tokio::test]
     async fn another_user_with_the_same_id_is_not_served() {
         let (cache, _feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         assert!(!cache.is_active("bob", &id(1), 1_101, TOUCH).await.unwrap());
     }
 
     #[tokio::test]
     async fn the_cached_end_is_honoured() {
         let (cache, _feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_990, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_990).await);
         assert!(served_from_memory(&cache, 1_999).await);
-        assert!(
-            !cache
-                .is_active("alice", &id(1), 2_000, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(!live(&cache, 2_000).await);
     }
 
     #[tokio::test]
     async fn the_touch_still_reaches_the_store_once_per_interval() {
         let (cache, _feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         assert!(served_from_memory(&cache, 1_100 + TOUCH - 1).await);
         // Due for a touch: asked of the store (which no longer has it).
         assert!(!served_from_memory(&cache, 1_100 + TOUCH).await);
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100 + TOUCH, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100 + TOUCH).await);
         let listed = cache.list("alice", 1_100 + TOUCH, 10).await.unwrap();
         assert_eq!(listed[0].last_used_at, from_unix_seconds(1_100 + TOUCH));
     }
@@ -567,21 +542,11 @@ mod tests {
     #[tokio::test]
     async fn an_event_ends_the_cached_answer() {
         let (cache, feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         feed.session_ended(&id(1));
         assert!(!served_from_memory(&cache, 1_101).await);
 
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_102, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_102).await);
         feed.user_ended("alice");
         assert!(!served_from_memory(&cache, 1_103).await);
     }
@@ -589,12 +554,7 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_served_before_the_feed_is_heard_from() {
         let (cache, _feed) = cache_with(NearCacheConfig::default(), false).await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         assert!(!cache.is_trusted());
         assert!(cache.is_empty());
         assert!(!served_from_memory(&cache, 1_101).await);
@@ -603,31 +563,16 @@ mod tests {
     #[tokio::test]
     async fn a_lost_feed_empties_and_bypasses_the_cache_until_it_is_back() {
         let (cache, feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         feed.lost();
         assert!(cache.is_empty());
         assert!(!served_from_memory(&cache, 1_101).await);
         // Reconnected: still bypassed until a heartbeat went through.
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_102, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_102).await);
         feed.connected();
         assert!(!served_from_memory(&cache, 1_103).await);
         feed.heartbeat();
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_104, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_104).await);
         assert!(served_from_memory(&cache, 1_105).await);
     }
 
@@ -635,12 +580,7 @@ mod tests {
     async fn a_silent_feed_is_distrusted_and_emptied_when_heard_again() {
         let config = NearCacheConfig::default().max_silence(Duration::from_millis(50));
         let (cache, feed) = cache_with(config, true).await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         assert!(served_from_memory(&cache, 1_101).await);
         std::thread::sleep(Duration::from_millis(80));
         assert!(!cache.is_trusted());
@@ -664,19 +604,9 @@ mod tests {
     #[tokio::test]
     async fn local_endings_are_forgotten_at_once() {
         let (cache, _feed) = cache().await;
-        assert!(
-            cache
-                .is_active("alice", &id(1), 1_100, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(live(&cache, 1_100).await);
         cache.revoke("alice", &id(1)).await.unwrap();
-        assert!(
-            !cache
-                .is_active("alice", &id(1), 1_101, TOUCH)
-                .await
-                .unwrap()
-        );
+        assert!(!live(&cache, 1_101).await);
     }
 
     #[tokio::test]

@@ -100,22 +100,16 @@
 //! [`sweep`](PostgresStore::sweep) does it by hand. Every instance sweeps; the batches skip
 //! rows another transaction holds.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
-use super::sql::{self, Existing, Row, Settings, Step, bounded, int, micros};
-use super::{
-    Created, Liveness, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore,
-    StoreError, WhenFull,
-};
-use crate::clock::unix_seconds;
+use super::StoreError;
+use super::sql::{self, Settings, bounded};
+use super::sql_tables::{Dialect, Tables};
 use crate::{Clock, SessionId};
 
 /// The first key of the per-user advisory locks (`pg_advisory_xact_lock(class, hash)`),
@@ -127,16 +121,7 @@ const LOCK_CLASS: i32 = 0x74_6a_61;
 /// Clones share the same pool. See the [module docs](crate::store::postgres).
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    pool: PgPool,
-    timeout: Duration,
-    sweep_every: Duration,
-    clock: Clock,
-    sweeper_started: AtomicBool,
+    inner: Arc<Tables<Pg>>,
 }
 
 /// Builds a [`PostgresStore`]: timeouts, pool size, sweeping.
@@ -171,7 +156,7 @@ impl PostgresStore {
         migrator.set_ignore_missing(true);
         let options = self
             .inner
-            .pool
+            .readers
             .connect_options()
             .as_ref()
             .clone()
@@ -197,21 +182,7 @@ impl PostgresStore {
 
     /// The pool, for the application's own queries (a `SELECT 1` health check, say).
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
-    }
-
-    fn start_sweeper(&self) {
-        sql::start_sweeper(
-            &self.inner,
-            &self.inner.sweeper_started,
-            self.inner.sweep_every,
-            |inner: Arc<Inner>| async move {
-                let now = inner.clock.now();
-                if let Err(error) = inner.sweep(now).await {
-                    tracing::warn!(%error, "sweeping expired sessions failed");
-                }
-            },
-        );
+        &self.inner.readers
     }
 }
 
@@ -297,13 +268,7 @@ impl PostgresStoreBuilder {
 
     fn build(self, pool: PgPool) -> PostgresStore {
         PostgresStore {
-            inner: Arc::new(Inner {
-                pool,
-                timeout: self.settings.timeout,
-                sweep_every: self.settings.sweep_every,
-                clock: self.settings.clock,
-                sweeper_started: AtomicBool::new(false),
-            }),
+            inner: Tables::new(pool.clone(), pool, &self.settings),
         }
     }
 }
@@ -332,452 +297,70 @@ fn store_error(error: sqlx::Error) -> StoreError {
 /// The channel on which every ending is announced (see the [module docs](self)).
 pub const ENDED_CHANNEL: &str = "jwt_sessions_ended";
 
-/// `delete` (a `DELETE` on `jwt_sessions` whose parameters start at `$2`) as one statement
-/// that also announces each ended session on the channel `$1`, and answers how many ended.
-/// The notifications leave with the transaction's commit, never without it.
-fn ending(delete: &str) -> String {
-    format!(
-        "WITH ended AS ({delete} RETURNING id) \
-         SELECT count(pg_notify($1, 'S' || translate(encode(id, 'base64'), '+/=', '-_'))::text) \
-         FROM ended"
-    )
-}
+/// PostgreSQL's ways: a per-user advisory lock, row locks, and every ending announced on
+/// [`ENDED_CHANNEL`] in the statement that ends it (notifications leave with the commit).
+#[derive(Debug)]
+pub(super) enum Pg {}
 
-/// `SELECT` list of a whole session, the address as text.
-const SESSION_COLUMNS: &str = "id, sub, created_at, authenticated_at, expires_at, last_used_at, \
-     user_agent, host(address) AS address, refresh_generation, refresh_digest, \
-     refresh_rotated_at";
+impl Dialect for Pg {
+    type Db = Postgres;
 
-impl Inner {
-    async fn liveness(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        now: u64,
-        touch_interval: u64,
-    ) -> Result<Option<Liveness>, StoreError> {
-        let now = int(now);
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT expires_at, last_used_at FROM jwt_sessions \
-             WHERE id = $1 AND sub = $2 AND expires_at > $3",
+    const SESSION_COLUMNS: &'static str = "id, sub, created_at, authenticated_at, expires_at, \
+        last_used_at, user_agent, host(address) AS address, refresh_generation, refresh_digest, \
+        refresh_rotated_at";
+
+    // `seq` is an identity column, drawn under the user's lock.
+    const INSERT: &'static str = "INSERT INTO jwt_sessions (id, sub, created_at, \
+        authenticated_at, expires_at, last_used_at, user_agent, address, refresh_generation, \
+        refresh_digest, refresh_rotated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::inet, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+
+    const LOCK_ROW: &'static str = " FOR UPDATE";
+
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    fn store_error(error: sqlx::Error) -> StoreError {
+        store_error(error)
+    }
+
+    fn ending(delete: &str) -> String {
+        format!(
+            "WITH ended AS ({delete} RETURNING id) \
+             SELECT pg_notify('{ENDED_CHANNEL}', \
+             'S' || translate(encode(id, 'base64'), '+/=', '-_'))::text FROM ended"
         )
-        .bind(&sid.as_bytes()[..])
-        .bind(sub)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let Some((expires_at, mut last_used)) = row else {
-            return Ok(None);
-        };
-        let due = now.saturating_sub(int(touch_interval));
-        if last_used <= due && last_used < now {
-            // Conditional, so that concurrent requests write once.
-            sqlx::query(
-                "UPDATE jwt_sessions SET last_used_at = $2 \
-                 WHERE id = $1 AND last_used_at <= $3 AND last_used_at < $2",
-            )
-            .bind(&sid.as_bytes()[..])
-            .bind(now)
-            .bind(due)
-            .execute(&self.pool)
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+        pool.begin().await.map_err(store_error)
+    }
+
+    async fn lock_user(connection: &mut PgConnection, sub: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(LOCK_CLASS)
+            .bind(sub)
+            .execute(connection)
             .await
             .map_err(store_error)?;
-            last_used = now;
-        }
-        Ok(Some(Liveness {
-            until: sql::unsigned(expires_at)?,
-            last_used: sql::unsigned(last_used)?,
-        }))
+        Ok(())
     }
 
-    async fn create(
-        &self,
-        session: &Session,
-        limit: Option<SessionLimit>,
-    ) -> Result<Created, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let created = create_in(&mut tx, session, limit).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(created)
-    }
-
-    async fn rotate(
-        &self,
-        sub: &str,
+    async fn announce_sooner_end(
+        connection: &mut PgConnection,
         sid: &SessionId,
-        rotation: &Rotation,
-    ) -> Result<Rotated, StoreError> {
-        let id = &sid.as_bytes()[..];
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let row: Option<(i64, i64, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT expires_at, refresh_generation, refresh_digest, refresh_rotated_at \
-             FROM jwt_sessions WHERE id = $1 AND sub = $2 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(sub)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((expires_at, generation, digest, rotated_at)) = row else {
-            return Ok(Rotated::Unknown);
-        };
-        if int(rotation.now) >= expires_at {
-            return Ok(Rotated::Unknown);
-        }
-        let state = RefreshState {
-            generation: sql::from_generation(generation),
-            digest: sql::digest(digest)?,
-            rotated_at: sql::unsigned(rotated_at)?,
-        };
-        let rotated = match sql::step(&state, rotation) {
-            Step::Advance => {
-                if int(rotation.expires_at) < expires_at {
-                    // The end comes closer: caches must not keep the later one.
-                    sqlx::query("SELECT pg_notify($1, $2)::text")
-                        .bind(ENDED_CHANNEL)
-                        .bind(format!("S{sid}"))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_error)?;
-                }
-                sqlx::query(
-                    "UPDATE jwt_sessions SET refresh_generation = $2, refresh_digest = $3, \
-                     refresh_rotated_at = $4, expires_at = $5, \
-                     last_used_at = GREATEST(last_used_at, $4) WHERE id = $1",
-                )
-                .bind(id)
-                .bind(sql::generation(state.generation.saturating_add(1)))
-                .bind(&rotation.next_digest[..])
-                .bind(int(rotation.now))
-                .bind(int(rotation.expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-                Rotated::Rotated
-            }
-            Step::Repeated => Rotated::Rotated,
-            Step::Forgiven => Rotated::Forgiven,
-            Step::Reused => {
-                let _: i64 = sqlx::query_scalar(&ending("DELETE FROM jwt_sessions WHERE id = $2"))
-                    .bind(ENDED_CHANNEL)
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-                Rotated::Reused
-            }
-        };
-        tx.commit().await.map_err(store_error)?;
-        Ok(rotated)
-    }
-
-    async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        let ended: i64 = sqlx::query_scalar(&ending(
-            "DELETE FROM jwt_sessions WHERE id = $2 AND sub = $3",
-        ))
-        .bind(ENDED_CHANNEL)
-        .bind(&sid.as_bytes()[..])
-        .bind(sub)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(ended > 0)
-    }
-
-    async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        let ended: i64 = sqlx::query_scalar(&ending("DELETE FROM jwt_sessions WHERE sub = $2"))
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)::text")
             .bind(ENDED_CHANNEL)
-            .bind(sub)
-            .fetch_one(&self.pool)
+            .bind(format!("S{sid}"))
+            .execute(connection)
             .await
             .map_err(store_error)?;
-        sql::unsigned(ended)
-    }
-
-    async fn revoke_authenticated_before(
-        &self,
-        sub: &str,
-        before: SystemTime,
-        keep_until: SystemTime,
-    ) -> Result<u64, StoreError> {
-        let before = micros(before);
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        lock_user(&mut tx, sub).await?;
-        sqlx::query(
-            "INSERT INTO jwt_session_marks (sub, not_before, keep_until) VALUES ($1, $2, $3) \
-             ON CONFLICT (sub) DO UPDATE SET \
-             not_before = GREATEST(jwt_session_marks.not_before, EXCLUDED.not_before), \
-             keep_until = GREATEST(jwt_session_marks.keep_until, EXCLUDED.keep_until)",
-        )
-        .bind(sub)
-        .bind(before)
-        .bind(micros(keep_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let ended: i64 = sqlx::query_scalar(&ending(
-            "DELETE FROM jwt_sessions WHERE sub = $2 AND authenticated_at < $3",
-        ))
-        .bind(ENDED_CHANNEL)
-        .bind(sub)
-        .bind(before)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        sql::unsigned(ended)
-    }
-
-    async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM jwt_sessions \
-             WHERE sub = $1 AND expires_at > $2 ORDER BY seq DESC LIMIT $3"
-        ))
-        .bind(sub)
-        .bind(int(now))
-        .bind(max)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let mut sessions = rows
-            .into_iter()
-            .map(Row::into_session)
-            .collect::<Result<Vec<_>, _>>()?;
-        sessions.reverse();
-        Ok(sessions)
-    }
-
-    async fn sweep(&self, now: u64) -> Result<u64, StoreError> {
-        let now_micros = int(now.saturating_mul(1_000_000));
-        let now = int(now);
-        let mut swept = 0;
-        loop {
-            let done = bounded(self.timeout, async {
-                sqlx::query(
-                    "DELETE FROM jwt_sessions WHERE id IN (SELECT id FROM jwt_sessions \
-                     WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-                )
-                .bind(now)
-                .bind(sql::SWEEP_BATCH)
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)
-            })
-            .await?;
-            swept += done.rows_affected();
-            if done.rows_affected() < sql::SWEEP_BATCH as u64 {
-                break;
-            }
-        }
-        loop {
-            let done = bounded(self.timeout, async {
-                sqlx::query(
-                    "DELETE FROM jwt_session_marks WHERE sub IN (SELECT sub \
-                     FROM jwt_session_marks WHERE keep_until <= $1 LIMIT $2 \
-                     FOR UPDATE SKIP LOCKED)",
-                )
-                .bind(now_micros)
-                .bind(sql::SWEEP_BATCH)
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)
-            })
-            .await?;
-            if done.rows_affected() < sql::SWEEP_BATCH as u64 {
-                break;
-            }
-        }
-        Ok(swept)
+        Ok(())
     }
 }
 
-/// Holds the per-user lock until the transaction ends.
-async fn lock_user(tx: &mut Transaction<'_, Postgres>, sub: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(LOCK_CLASS)
-        .bind(sub)
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    Ok(())
-}
-
-/// `create`'s steps, inside its transaction.
-async fn create_in(
-    tx: &mut Transaction<'_, Postgres>,
-    session: &Session,
-    limit: Option<SessionLimit>,
-) -> Result<Created, StoreError> {
-    let sub = session.sub.as_str();
-    let id = &session.id.as_bytes()[..];
-    let now = int(unix_seconds(session.created_at));
-    lock_user(tx, sub).await?;
-    sqlx::query("DELETE FROM jwt_sessions WHERE sub = $1 AND expires_at <= $2")
-        .bind(sub)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    let existing: Option<Existing> = sqlx::query_as(
-        "SELECT sub, created_at, authenticated_at, refresh_generation, refresh_digest \
-         FROM jwt_sessions WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    if let Some(existing) = existing {
-        return if existing.is_creation_of(session) {
-            Ok(Created::Live { ended: 0 })
-        } else {
-            Err(StoreError::Conflict)
-        };
-    }
-    let barred: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM jwt_session_marks \
-         WHERE sub = $1 AND keep_until > $2 AND not_before > $3)",
-    )
-    .bind(sub)
-    .bind(micros(session.created_at))
-    .bind(micros(session.authenticated_at))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    if barred {
-        return Ok(Created::Barred);
-    }
-    let mut ended = 0;
-    if let Some(limit) = limit {
-        let max = i64::from(limit.max.max(1));
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jwt_sessions WHERE sub = $1")
-            .bind(sub)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(store_error)?;
-        if count >= max {
-            if limit.when_full == WhenFull::RefuseNew {
-                return Ok(Created::LimitReached);
-            }
-            let done: i64 = sqlx::query_scalar(&ending(
-                "DELETE FROM jwt_sessions WHERE id IN \
-                 (SELECT id FROM jwt_sessions WHERE sub = $2 ORDER BY seq LIMIT $3)",
-            ))
-            .bind(ENDED_CHANNEL)
-            .bind(sub)
-            .bind(count + 1 - max)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(store_error)?;
-            ended = u32::try_from(done).unwrap_or(u32::MAX);
-        }
-    }
-    let inserted = sqlx::query(
-        "INSERT INTO jwt_sessions (id, sub, created_at, authenticated_at, expires_at, \
-         last_used_at, user_agent, address, refresh_generation, refresh_digest, \
-         refresh_rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::inet, $9, $10, $11) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(sub)
-    .bind(micros(session.created_at))
-    .bind(micros(session.authenticated_at))
-    .bind(int(unix_seconds(session.expires_at)))
-    .bind(int(unix_seconds(session.last_used_at)))
-    .bind(session.user_agent.as_deref())
-    .bind(session.address.map(|address| address.to_string()))
-    .bind(sql::generation(session.refresh.generation))
-    .bind(&session.refresh.digest[..])
-    .bind(int(session.refresh.rotated_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    if inserted.rows_affected() == 0 {
-        // Another user's session took the id meanwhile.
-        return Err(StoreError::Conflict);
-    }
-    Ok(Created::Live { ended })
-}
-
-impl SessionStore for PostgresStore {
-    type IsActive = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>>;
-
-    async fn create(
-        &self,
-        session: &Session,
-        limit: Option<SessionLimit>,
-    ) -> Result<Created, StoreError> {
-        self.start_sweeper();
-        bounded(self.inner.timeout, self.inner.create(session, limit)).await
-    }
-
-    fn is_active(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        now: u64,
-        touch_interval: u64,
-    ) -> Self::IsActive {
-        let inner = Arc::clone(&self.inner);
-        let sub = sub.to_owned();
-        let sid = *sid;
-        Box::pin(async move {
-            let liveness = bounded(
-                inner.timeout,
-                inner.liveness(&sub, &sid, now, touch_interval),
-            )
-            .await?;
-            Ok(liveness.is_some())
-        })
-    }
-
-    async fn liveness(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        now: u64,
-        touch_interval: u64,
-    ) -> Result<Option<Liveness>, StoreError> {
-        bounded(
-            self.inner.timeout,
-            self.inner.liveness(sub, sid, now, touch_interval),
-        )
-        .await
-    }
-
-    async fn rotate(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        rotation: &Rotation,
-    ) -> Result<Rotated, StoreError> {
-        bounded(self.inner.timeout, self.inner.rotate(sub, sid, rotation)).await
-    }
-
-    async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        bounded(self.inner.timeout, self.inner.revoke(sub, sid)).await
-    }
-
-    async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        bounded(self.inner.timeout, self.inner.revoke_all(sub)).await
-    }
-
-    async fn revoke_authenticated_before(
-        &self,
-        sub: &str,
-        before: SystemTime,
-        keep_until: SystemTime,
-    ) -> Result<u64, StoreError> {
-        bounded(
-            self.inner.timeout,
-            self.inner
-                .revoke_authenticated_before(sub, before, keep_until),
-        )
-        .await
-    }
-
-    async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
-        bounded(self.inner.timeout, self.inner.list(sub, now, max)).await
-    }
-}
+super::sql_tables::session_store_on_tables!(PostgresStore);

@@ -63,25 +63,20 @@
 //! dropped), in batches of at most 1,000 rows, each its own short write;
 //! [`sweep`](SqliteStore::sweep) does it by hand.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::sql::{self, Existing, Row, Settings, Step, bounded, int, micros};
-use super::{
-    Created, RefreshState, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
-    WhenFull,
-};
-use crate::clock::unix_seconds;
+use super::StoreError;
+use super::sql::{self, Settings, bounded};
+use super::sql_tables::{Dialect, Tables};
 use crate::{Clock, SessionId};
 
 /// The session store on an SQLite file.
@@ -89,19 +84,8 @@ use crate::{Clock, SessionId};
 /// Clones share the same connections. See the [module docs](crate::store::sqlite).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    /// Checks and listings.
-    readers: SqlitePool,
-    /// Every write, one at a time.
-    writer: SqlitePool,
-    timeout: Duration,
-    sweep_every: Duration,
-    clock: Clock,
-    sweeper_started: AtomicBool,
+    /// Reads on a pool, every write on one connection.
+    inner: Arc<Tables<Lite>>,
 }
 
 /// Builds a [`SqliteStore`]: timeout, readers, sweeping.
@@ -157,20 +141,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.inner.writer.close().await;
         self.inner.readers.close().await;
-    }
-
-    fn start_sweeper(&self) {
-        sql::start_sweeper(
-            &self.inner,
-            &self.inner.sweeper_started,
-            self.inner.sweep_every,
-            |inner: Arc<Inner>| async move {
-                let now = inner.clock.now();
-                if let Err(error) = inner.sweep(now).await {
-                    tracing::warn!(%error, "sweeping expired sessions failed");
-                }
-            },
-        );
     }
 }
 
@@ -241,14 +211,7 @@ impl SqliteStoreBuilder {
         .await?;
         let readers = pool(self.settings.max_connections).connect_lazy_with(options);
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                readers,
-                writer,
-                timeout,
-                sweep_every: self.settings.sweep_every,
-                clock: self.settings.clock,
-                sweeper_started: AtomicBool::new(false),
-            }),
+            inner: Tables::new(readers, writer, &self.settings),
         })
     }
 }
@@ -267,388 +230,56 @@ fn store_error(error: sqlx::Error) -> StoreError {
     sql::driver_error(error)
 }
 
-/// Starts a write transaction that holds the write lock from its first statement.
-async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
-    pool.begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(store_error)
-}
+/// SQLite's ways: every write transaction holds the write lock from its first statement
+/// (`BEGIN IMMEDIATE`) on the one writer, which serialises them; nothing is announced.
+#[derive(Debug)]
+pub(super) enum Lite {}
 
-impl Inner {
-    async fn is_active(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        now: u64,
-        touch_interval: u64,
-    ) -> Result<bool, StoreError> {
-        let now = int(now);
-        let last_used: Option<i64> = sqlx::query_scalar(
-            "SELECT last_used_at FROM jwt_sessions \
-             WHERE id = $1 AND sub = $2 AND expires_at > $3",
-        )
-        .bind(&sid.as_bytes()[..])
-        .bind(sub)
-        .bind(now)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(store_error)?;
-        let Some(last_used) = last_used else {
-            return Ok(false);
-        };
-        let due = now.saturating_sub(int(touch_interval));
-        if last_used <= due && last_used < now {
-            // Conditional, so that concurrent requests write once.
-            sqlx::query(
-                "UPDATE jwt_sessions SET last_used_at = $2 \
-                 WHERE id = $1 AND last_used_at <= $3 AND last_used_at < $2",
-            )
-            .bind(&sid.as_bytes()[..])
-            .bind(now)
-            .bind(due)
-            .execute(&self.writer)
+impl Dialect for Lite {
+    type Db = Sqlite;
+
+    const SESSION_COLUMNS: &'static str = "id, sub, created_at, authenticated_at, expires_at, \
+        last_used_at, user_agent, address, refresh_generation, refresh_digest, \
+        refresh_rotated_at";
+
+    const INSERT: &'static str = "INSERT INTO jwt_sessions (id, sub, seq, created_at, \
+        authenticated_at, expires_at, last_used_at, user_agent, address, refresh_generation, \
+        refresh_digest, refresh_rotated_at) VALUES ($1, $2, \
+        (SELECT coalesce(max(seq), 0) + 1 FROM jwt_sessions WHERE sub = $2), \
+        $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+
+    const LOCK_ROW: &'static str = "";
+
+    const SKIP_LOCKED: &'static str = "";
+
+    fn store_error(error: sqlx::Error) -> StoreError {
+        store_error(error)
+    }
+
+    fn ending(delete: &str) -> String {
+        format!("{delete} RETURNING id")
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        pool.begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(store_error)?;
-        }
-        Ok(true)
+            .map_err(store_error)
     }
 
-    async fn create(
-        &self,
-        session: &Session,
-        limit: Option<SessionLimit>,
-    ) -> Result<Created, StoreError> {
-        let mut tx = begin_write(&self.writer).await?;
-        let created = create_in(&mut tx, session, limit).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(created)
+    async fn lock_user(_: &mut SqliteConnection, _: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 
-    async fn rotate(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        rotation: &Rotation,
-    ) -> Result<Rotated, StoreError> {
-        let id = &sid.as_bytes()[..];
-        let mut tx = begin_write(&self.writer).await?;
-        let row: Option<(i64, i64, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT expires_at, refresh_generation, refresh_digest, refresh_rotated_at \
-             FROM jwt_sessions WHERE id = $1 AND sub = $2",
-        )
-        .bind(id)
-        .bind(sub)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((expires_at, generation, digest, rotated_at)) = row else {
-            return Ok(Rotated::Unknown);
-        };
-        if int(rotation.now) >= expires_at {
-            return Ok(Rotated::Unknown);
-        }
-        let state = RefreshState {
-            generation: sql::from_generation(generation),
-            digest: sql::digest(digest)?,
-            rotated_at: sql::unsigned(rotated_at)?,
-        };
-        let rotated = match sql::step(&state, rotation) {
-            Step::Advance => {
-                sqlx::query(
-                    "UPDATE jwt_sessions SET refresh_generation = $2, refresh_digest = $3, \
-                     refresh_rotated_at = $4, expires_at = $5, \
-                     last_used_at = max(last_used_at, $4) WHERE id = $1",
-                )
-                .bind(id)
-                .bind(sql::generation(state.generation.saturating_add(1)))
-                .bind(&rotation.next_digest[..])
-                .bind(int(rotation.now))
-                .bind(int(rotation.expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-                Rotated::Rotated
-            }
-            Step::Repeated => Rotated::Rotated,
-            Step::Forgiven => Rotated::Forgiven,
-            Step::Reused => {
-                sqlx::query("DELETE FROM jwt_sessions WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-                Rotated::Reused
-            }
-        };
-        tx.commit().await.map_err(store_error)?;
-        Ok(rotated)
-    }
-
-    async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM jwt_sessions WHERE id = $1 AND sub = $2")
-            .bind(&sid.as_bytes()[..])
-            .bind(sub)
-            .execute(&self.writer)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM jwt_sessions WHERE sub = $1")
-            .bind(sub)
-            .execute(&self.writer)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn revoke_authenticated_before(
-        &self,
-        sub: &str,
-        before: SystemTime,
-        keep_until: SystemTime,
-    ) -> Result<u64, StoreError> {
-        let before = micros(before);
-        let mut tx = begin_write(&self.writer).await?;
-        sqlx::query(
-            "INSERT INTO jwt_session_marks (sub, not_before, keep_until) VALUES ($1, $2, $3) \
-             ON CONFLICT (sub) DO UPDATE SET \
-             not_before = max(jwt_session_marks.not_before, excluded.not_before), \
-             keep_until = max(jwt_session_marks.keep_until, excluded.keep_until)",
-        )
-        .bind(sub)
-        .bind(before)
-        .bind(micros(keep_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let done = sqlx::query("DELETE FROM jwt_sessions WHERE sub = $1 AND authenticated_at < $2")
-            .bind(sub)
-            .bind(before)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, sub, created_at, authenticated_at, expires_at, last_used_at, \
-             user_agent, address, refresh_generation, refresh_digest, refresh_rotated_at \
-             FROM jwt_sessions WHERE sub = $1 AND expires_at > $2 ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(sub)
-        .bind(int(now))
-        .bind(max)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(store_error)?;
-        let mut sessions = rows
-            .into_iter()
-            .map(Row::into_session)
-            .collect::<Result<Vec<_>, _>>()?;
-        sessions.reverse();
-        Ok(sessions)
-    }
-
-    async fn sweep(&self, now: u64) -> Result<u64, StoreError> {
-        let now_micros = int(now.saturating_mul(1_000_000));
-        let now = int(now);
-        let mut swept = 0;
-        // Sessions end in seconds, marks in microseconds.
-        for (statement, until, counted) in [
-            (
-                "DELETE FROM jwt_sessions WHERE id IN \
-                 (SELECT id FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2)",
-                now,
-                true,
-            ),
-            (
-                "DELETE FROM jwt_session_marks WHERE sub IN \
-                 (SELECT sub FROM jwt_session_marks WHERE keep_until <= $1 LIMIT $2)",
-                now_micros,
-                false,
-            ),
-        ] {
-            loop {
-                let done = bounded(self.timeout, async {
-                    sqlx::query(statement)
-                        .bind(until)
-                        .bind(sql::SWEEP_BATCH)
-                        .execute(&self.writer)
-                        .await
-                        .map_err(store_error)
-                })
-                .await?;
-                if counted {
-                    swept += done.rows_affected();
-                }
-                if done.rows_affected() < sql::SWEEP_BATCH as u64 {
-                    break;
-                }
-            }
-        }
-        Ok(swept)
+    async fn announce_sooner_end(
+        _: &mut SqliteConnection,
+        _: &SessionId,
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
-/// `create`'s steps, inside its write transaction (which serialises them).
-async fn create_in(
-    tx: &mut Transaction<'_, Sqlite>,
-    session: &Session,
-    limit: Option<SessionLimit>,
-) -> Result<Created, StoreError> {
-    let sub = session.sub.as_str();
-    let id = &session.id.as_bytes()[..];
-    let now = int(unix_seconds(session.created_at));
-    sqlx::query("DELETE FROM jwt_sessions WHERE sub = $1 AND expires_at <= $2")
-        .bind(sub)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    let existing: Option<Existing> = sqlx::query_as(
-        "SELECT sub, created_at, authenticated_at, refresh_generation, refresh_digest \
-         FROM jwt_sessions WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    if let Some(existing) = existing {
-        return if existing.is_creation_of(session) {
-            Ok(Created::Live { ended: 0 })
-        } else {
-            Err(StoreError::Conflict)
-        };
-    }
-    let barred: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM jwt_session_marks \
-         WHERE sub = $1 AND keep_until > $2 AND not_before > $3)",
-    )
-    .bind(sub)
-    .bind(micros(session.created_at))
-    .bind(micros(session.authenticated_at))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    if barred {
-        return Ok(Created::Barred);
-    }
-    let mut ended = 0;
-    if let Some(limit) = limit {
-        let max = i64::from(limit.max.max(1));
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jwt_sessions WHERE sub = $1")
-            .bind(sub)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(store_error)?;
-        if count >= max {
-            if limit.when_full == WhenFull::RefuseNew {
-                return Ok(Created::LimitReached);
-            }
-            let done = sqlx::query(
-                "DELETE FROM jwt_sessions WHERE id IN \
-                 (SELECT id FROM jwt_sessions WHERE sub = $1 ORDER BY seq LIMIT $2)",
-            )
-            .bind(sub)
-            .bind(count + 1 - max)
-            .execute(&mut **tx)
-            .await
-            .map_err(store_error)?;
-            ended = u32::try_from(done.rows_affected()).unwrap_or(u32::MAX);
-        }
-    }
-    sqlx::query(
-        "INSERT INTO jwt_sessions (id, sub, seq, created_at, authenticated_at, expires_at, \
-         last_used_at, user_agent, address, refresh_generation, refresh_digest, \
-         refresh_rotated_at) VALUES ($1, $2, \
-         (SELECT coalesce(max(seq), 0) + 1 FROM jwt_sessions WHERE sub = $2), \
-         $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(id)
-    .bind(sub)
-    .bind(micros(session.created_at))
-    .bind(micros(session.authenticated_at))
-    .bind(int(unix_seconds(session.expires_at)))
-    .bind(int(unix_seconds(session.last_used_at)))
-    .bind(session.user_agent.as_deref())
-    .bind(session.address.map(|address| address.to_string()))
-    .bind(sql::generation(session.refresh.generation))
-    .bind(&session.refresh.digest[..])
-    .bind(int(session.refresh.rotated_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    Ok(Created::Live { ended })
-}
-
-impl SessionStore for SqliteStore {
-    type IsActive = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>>;
-
-    async fn create(
-        &self,
-        session: &Session,
-        limit: Option<SessionLimit>,
-    ) -> Result<Created, StoreError> {
-        self.start_sweeper();
-        bounded(self.inner.timeout, self.inner.create(session, limit)).await
-    }
-
-    fn is_active(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        now: u64,
-        touch_interval: u64,
-    ) -> Self::IsActive {
-        let inner = Arc::clone(&self.inner);
-        let sub = sub.to_owned();
-        let sid = *sid;
-        Box::pin(async move {
-            bounded(
-                inner.timeout,
-                inner.is_active(&sub, &sid, now, touch_interval),
-            )
-            .await
-        })
-    }
-
-    async fn rotate(
-        &self,
-        sub: &str,
-        sid: &SessionId,
-        rotation: &Rotation,
-    ) -> Result<Rotated, StoreError> {
-        bounded(self.inner.timeout, self.inner.rotate(sub, sid, rotation)).await
-    }
-
-    async fn revoke(&self, sub: &str, sid: &SessionId) -> Result<bool, StoreError> {
-        bounded(self.inner.timeout, self.inner.revoke(sub, sid)).await
-    }
-
-    async fn revoke_all(&self, sub: &str) -> Result<u64, StoreError> {
-        bounded(self.inner.timeout, self.inner.revoke_all(sub)).await
-    }
-
-    async fn revoke_authenticated_before(
-        &self,
-        sub: &str,
-        before: SystemTime,
-        keep_until: SystemTime,
-    ) -> Result<u64, StoreError> {
-        bounded(
-            self.inner.timeout,
-            self.inner
-                .revoke_authenticated_before(sub, before, keep_until),
-        )
-        .await
-    }
-
-    async fn list(&self, sub: &str, now: u64, max: usize) -> Result<Vec<Session>, StoreError> {
-        bounded(self.inner.timeout, self.inner.list(sub, now, max)).await
-    }
-}
+super::sql_tables::session_store_on_tables!(SqliteStore);

@@ -174,6 +174,17 @@ impl<St: SessionStore> Scoped<St> {
         session
     }
 
+    /// Creates session `n` of `sub`, from `created_at` until `expires_at` (Unix seconds).
+    async fn login(&self, n: u128, sub: &str, created_at: u64, expires_at: u64) {
+        let session = session(n, sub, created_at, expires_at);
+        self.create(&session, None).await.unwrap();
+    }
+
+    /// Whether session `n` of `sub` is live at `now` (a check that records no use).
+    async fn live(&self, sub: &str, n: u128, now: u64) -> bool {
+        self.is_active(sub, &id(n), now, u64::MAX).await.unwrap()
+    }
+
     fn unscoped(&self, mut session: Session) -> Session {
         // A foreign user stays as it is, so that an assertion shows it.
         if let Some(sub) = session.sub.strip_prefix(&self.prefix) {
@@ -316,10 +327,7 @@ async fn listed_ids<St: SessionStore>(store: &St, sub: &str, now: u64) -> Vec<Se
 pub async fn a_created_session_is_active_until_it_expires<St: SessionStore>(store: St) {
     let store = Scoped::new(store);
     let now = unix_now();
-    store
-        .create(&session(1, "alice", now, now + 100), None)
-        .await
-        .unwrap();
+    store.login(1, "alice", now, now + 100).await;
 
     // The same answers whether the check may record a use or not.
     for touch in [u64::MAX, 60, 0] {
@@ -380,40 +388,21 @@ pub async fn create_is_retry_safe_and_refuses_another_session_with_its_id<St: Se
     }
     // Never an overwrite: the first session is unchanged.
     assert_eq!(store.list("alice", now, ALL).await.unwrap(), [first]);
-    assert!(
-        !store
-            .is_active("alice", &id(1), now + 100, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 1, now + 100).await);
 }
 
 /// `create` drops the user's expired sessions: they no longer count, and their ids may be used again.
 pub async fn create_drops_expired_sessions<St: SessionStore>(store: St) {
     let store = Scoped::new(store);
     let now = unix_now();
-    store
-        .create(&session(1, "alice", now, now + 10), None)
-        .await
-        .unwrap();
-    store
-        .create(&session(2, "alice", now, now + 100), None)
-        .await
-        .unwrap();
+    store.login(1, "alice", now, now + 10).await;
+    store.login(2, "alice", now, now + 100).await;
 
     // At now + 20 the first has expired: it is dropped, and its id may be used again.
     let reused = session(1, "alice", now + 20, now + 200);
     store.create(&reused, None).await.unwrap();
-    store
-        .create(&session(3, "alice", now + 20, now + 200), None)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .is_active("alice", &id(1), now + 150, u64::MAX)
-            .await
-            .unwrap()
-    );
+    store.login(3, "alice", now + 20, now + 200).await;
+    assert!(store.live("alice", 1, now + 150).await);
     assert_eq!(store.list("alice", now + 20, ALL).await.unwrap().len(), 3);
     assert_eq!(
         store.revoke_all("alice").await.unwrap(),
@@ -426,46 +415,18 @@ pub async fn create_drops_expired_sessions<St: SessionStore>(store: St) {
 pub async fn revoke_ends_one_session<St: SessionStore>(store: St) {
     let store = Scoped::new(store);
     let now = unix_now();
-    store
-        .create(&session(1, "alice", now, now + 100), None)
-        .await
-        .unwrap();
-    store
-        .create(&session(2, "alice", now, now + 100), None)
-        .await
-        .unwrap();
-    store
-        .create(&session(3, "bob", now, now + 100), None)
-        .await
-        .unwrap();
+    store.login(1, "alice", now, now + 100).await;
+    store.login(2, "alice", now, now + 100).await;
+    store.login(3, "bob", now, now + 100).await;
 
     // A session is revoked by its own user only.
     assert!(!store.revoke("bob", &id(1)).await.unwrap());
-    assert!(
-        store
-            .is_active("alice", &id(1), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(store.live("alice", 1, now).await);
 
     assert!(store.revoke("alice", &id(1)).await.unwrap());
-    assert!(
-        !store
-            .is_active("alice", &id(1), now, u64::MAX)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .is_active("alice", &id(2), now, u64::MAX)
-            .await
-            .unwrap(),
-        "other sessions stay"
-    );
-    assert!(
-        store.is_active("bob", &id(3), now, u64::MAX).await.unwrap(),
-        "other users stay"
-    );
+    assert!(!store.live("alice", 1, now).await);
+    assert!(store.live("alice", 2, now).await, "other sessions stay");
+    assert!(store.live("bob", 3, now).await, "other users stay");
 
     // Idempotent.
     assert!(!store.revoke("alice", &id(1)).await.unwrap());
@@ -475,16 +436,8 @@ pub async fn revoke_ends_one_session<St: SessionStore>(store: St) {
     assert!(store.revoke("alice", &id(2)).await.unwrap());
     assert!(store.list("alice", now, ALL).await.unwrap().is_empty());
     // The user can log in again once they have no session left.
-    store
-        .create(&session(4, "alice", now, now + 100), None)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .is_active("alice", &id(4), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    store.login(4, "alice", now, now + 100).await;
+    assert!(store.live("alice", 4, now).await);
 }
 
 /// `revoke_all` ends every session of the user and no other, and is idempotent.
@@ -492,45 +445,23 @@ pub async fn revoke_all_ends_every_session_of_the_user<St: SessionStore>(store: 
     let store = Scoped::new(store);
     let now = unix_now();
     for n in 1..=3 {
-        store
-            .create(&session(n, "alice", now, now + 100), None)
-            .await
-            .unwrap();
+        store.login(n, "alice", now, now + 100).await;
     }
-    store
-        .create(&session(4, "bob", now, now + 100), None)
-        .await
-        .unwrap();
+    store.login(4, "bob", now, now + 100).await;
 
     assert_eq!(store.revoke_all("alice").await.unwrap(), 3);
     for n in 1..=3 {
-        assert!(
-            !store
-                .is_active("alice", &id(n), now, u64::MAX)
-                .await
-                .unwrap()
-        );
+        assert!(!store.live("alice", n, now).await);
     }
     assert!(store.list("alice", now, ALL).await.unwrap().is_empty());
-    assert!(
-        store.is_active("bob", &id(4), now, u64::MAX).await.unwrap(),
-        "other users stay"
-    );
+    assert!(store.live("bob", 4, now).await, "other users stay");
 
     // Idempotent.
     assert_eq!(store.revoke_all("alice").await.unwrap(), 0);
     assert_eq!(store.revoke_all("nobody").await.unwrap(), 0);
 
-    store
-        .create(&session(5, "alice", now, now + 100), None)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .is_active("alice", &id(5), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    store.login(5, "alice", now, now + 100).await;
+    assert!(store.live("alice", 5, now).await);
 }
 
 /// `list` returns the live sessions only, first created first, with everything they were
@@ -642,10 +573,7 @@ pub async fn logout_all_racing_logins_leaves_nothing_behind<St: SessionStore>(st
             let (store, ids, created) = (store.clone(), ids.clone(), Arc::clone(&created));
             async move {
                 for n in ids {
-                    store
-                        .create(&session(n, "alice", now, now + 600), None)
-                        .await
-                        .unwrap();
+                    store.login(n, "alice", now, now + 600).await;
                     created.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -667,13 +595,7 @@ pub async fn logout_all_racing_logins_leaves_nothing_behind<St: SessionStore>(st
         // Every session created was counted by exactly one logout-all, and none survived.
         assert_eq!(revoked, created.load(Ordering::Relaxed), "round {round}");
         for n in ids {
-            assert!(
-                !store
-                    .is_active("alice", &id(n), now, u64::MAX)
-                    .await
-                    .unwrap(),
-                "round {round}"
-            );
+            assert!(!store.live("alice", n, now).await, "round {round}");
         }
         assert!(
             store.list("alice", now, ALL).await.unwrap().is_empty(),
@@ -709,12 +631,7 @@ pub async fn refuse_new_at_the_limit_stores_nothing<St: SessionStore>(store: St)
         .await
         .unwrap();
     assert_eq!(refused, Created::LimitReached);
-    assert!(
-        !store
-            .is_active("alice", &id(3), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 3, now).await);
     assert_eq!(
         listed_ids(&store, "alice", now).await,
         [id(1), id(2)],
@@ -765,14 +682,8 @@ pub async fn refuse_new_at_the_limit_stores_nothing<St: SessionStore>(store: St)
     assert_eq!(listed_ids(&store, "alice", now).await, [id(5), id(6)]);
 
     // Expired sessions do not count: at now + 200, carol's first session has ended.
-    store
-        .create(&session(7, "carol", now, now + 100), None)
-        .await
-        .unwrap();
-    store
-        .create(&session(8, "carol", now, now + 1000), None)
-        .await
-        .unwrap();
+    store.login(7, "carol", now, now + 100).await;
+    store.login(8, "carol", now, now + 1000).await;
     let later = session(9, "carol", now + 200, now + 1000);
     assert_eq!(store.create(&later, two).await.unwrap(), live);
     assert_eq!(listed_ids(&store, "carol", now + 200).await, [id(8), id(9)]);
@@ -808,15 +719,9 @@ pub async fn end_oldest_at_the_limit_ends_the_first_created<St: SessionStore>(st
         (5, now - 40),
         (1, now - 20),
     ] {
-        store
-            .create(&session(n, "alice", created_at, now + 1000), None)
-            .await
-            .unwrap();
+        store.login(n, "alice", created_at, now + 1000).await;
     }
-    store
-        .create(&session(20, "bob", now - 100, now + 1000), None)
-        .await
-        .unwrap();
+    store.login(20, "bob", now - 100, now + 1000).await;
 
     let created = store
         .create(
@@ -826,12 +731,7 @@ pub async fn end_oldest_at_the_limit_ends_the_first_created<St: SessionStore>(st
         .await
         .unwrap();
     assert_eq!(created, Created::Live { ended: 1 });
-    assert!(
-        !store
-            .is_active("alice", &id(3), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 3, now).await);
     assert_eq!(
         listed_ids(&store, "alice", now).await,
         [id(high), id(5), id(1), id(9)]
@@ -886,14 +786,8 @@ pub async fn end_oldest_at_the_limit_ends_the_first_created<St: SessionStore>(st
 pub async fn a_check_records_use_at_most_once_per_interval<St: SessionStore>(store: St) {
     let store = Scoped::new(store);
     let now = unix_now();
-    store
-        .create(&session(1, "alice", now, now + 1000), None)
-        .await
-        .unwrap();
-    store
-        .create(&session(2, "alice", now, now + 1000), None)
-        .await
-        .unwrap();
+    store.login(1, "alice", now, now + 1000).await;
+    store.login(2, "alice", now, now + 1000).await;
     let last_used = async |n: u128| {
         let sessions = store.list("alice", now, ALL).await.unwrap();
         let session = sessions.iter().find(|session| session.id == id(n)).unwrap();
@@ -955,13 +849,7 @@ pub async fn rotate_advances_the_refresh_state<St: SessionStore>(store: St) {
         store.list("alice", now, ALL).await.unwrap(),
         [expected.clone(), other.clone()]
     );
-    assert!(
-        store
-            .is_active("alice", &id(1), now + 899, u64::MAX)
-            .await
-            .unwrap(),
-        "extended"
-    );
+    assert!(store.live("alice", 1, now + 899).await, "extended");
 
     // The new token rotates in turn; the end may also come closer (the absolute lifetime).
     let answer = store
@@ -980,12 +868,7 @@ pub async fn rotate_advances_the_refresh_state<St: SessionStore>(store: St) {
         store.list("alice", now, ALL).await.unwrap(),
         [expected, other.clone()]
     );
-    assert!(
-        !store
-            .is_active("alice", &id(1), now + 700, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 1, now + 700).await);
 
     // A session created at a later generation rotates from it.
     let answer = store
@@ -1040,12 +923,7 @@ pub async fn a_token_retired_within_the_grace_period_is_forgiven<St: SessionStor
         rotate(1, rotation(0, 1, 3, now + 40, now + 900, 30)).await,
         Rotated::Reused
     );
-    assert!(
-        !store
-            .is_active("alice", &id(1), now + 41, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 1, now + 41).await);
 
     // Only the token retired last is forgiven, not an older one.
     assert_eq!(
@@ -1099,12 +977,7 @@ pub async fn a_retired_or_foreign_token_ends_the_session<St: SessionStore>(store
         rotate(1, rotation(0, 1, 5, now + 11, now + 900, 0)).await,
         Rotated::Reused
     );
-    assert!(
-        !store
-            .is_active("alice", &id(1), now + 11, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 1, now + 11).await);
     assert_eq!(
         rotate(1, rotation(1, 2, 3, now + 12, now + 900, 0)).await,
         Rotated::Unknown
@@ -1125,10 +998,7 @@ pub async fn a_retired_or_foreign_token_ends_the_session<St: SessionStore>(store
         Rotated::Reused
     );
     assert!(store.list("alice", now, ALL).await.unwrap().is_empty());
-    assert!(
-        store.is_active("bob", &id(4), now, u64::MAX).await.unwrap(),
-        "other users stay"
-    );
+    assert!(store.live("bob", 4, now).await, "other users stay");
 }
 
 /// Rotating a missing, expired or other user's session is `Unknown` and changes nothing.
@@ -1216,12 +1086,7 @@ pub async fn concurrent_rotations_with_one_token_rotate_once<St: SessionStore>(s
                 "{answers:?}"
             );
             assert!(answers.contains(&Rotated::Reused), "{answers:?}");
-            assert!(
-                !store
-                    .is_active("alice", &id(n), now + 10, u64::MAX)
-                    .await
-                    .unwrap()
-            );
+            assert!(!store.live("alice", n, now + 10).await);
         } else {
             assert!(
                 losers.clone().all(|&answer| answer == Rotated::Forgiven),
@@ -1248,10 +1113,7 @@ pub async fn revoke_authenticated_before_ends_the_older_sessions<St: SessionStor
         login.authenticated_at = secs(authenticated_at);
         store.create(&login, None).await.unwrap();
     }
-    store
-        .create(&session(4, "bob", now - 100, now + 1000), None)
-        .await
-        .unwrap();
+    store.login(4, "bob", now - 100, now + 1000).await;
     let revoke = async |sub: &str, before: u64| {
         store
             .revoke_authenticated_before(sub, secs(before), keep)
@@ -1261,12 +1123,7 @@ pub async fn revoke_authenticated_before_ends_the_older_sessions<St: SessionStor
 
     assert_eq!(revoke("alice", now - 100).await, 0, "strictly before");
     assert_eq!(revoke("alice", now - 50).await, 1);
-    assert!(
-        !store
-            .is_active("alice", &id(1), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 1, now).await);
     assert_eq!(listed_ids(&store, "alice", now).await, [id(2), id(3)]);
     // To the microsecond.
     assert_eq!(
@@ -1289,20 +1146,12 @@ pub async fn revoke_authenticated_before_ends_the_older_sessions<St: SessionStor
     // Idempotent, and per user.
     assert_eq!(revoke("alice", now).await, 0);
     assert_eq!(revoke("nobody", now).await, 0);
-    assert!(store.is_active("bob", &id(4), now, u64::MAX).await.unwrap());
+    assert!(store.live("bob", 4, now).await);
 
     // Logins authenticated at or after the point stay.
-    store
-        .create(&session(5, "alice", now, now + 1000), None)
-        .await
-        .unwrap();
+    store.login(5, "alice", now, now + 1000).await;
     assert_eq!(revoke("alice", now).await, 0);
-    assert!(
-        store
-            .is_active("alice", &id(5), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(store.live("alice", 5, now).await);
 }
 
 /// `list` gives back the refresh state exactly (every digest byte, generations beyond 2^53).
@@ -1391,10 +1240,7 @@ pub async fn list_returns_at_most_the_newest_max<St: SessionStore>(store: St) {
         (4, now - 30, now + 100),
         (5, now - 50, now + 1000),
     ] {
-        store
-            .create(&session(n, "alice", created_at, expires_at), None)
-            .await
-            .unwrap();
+        store.login(n, "alice", created_at, expires_at).await;
     }
     let listed = async |at: u64, max: usize| -> Vec<SessionId> {
         let sessions = store.list("alice", at, max).await.unwrap();
@@ -1598,12 +1444,7 @@ pub async fn rotate_is_retry_safe<St: SessionStore>(store: St) {
         Rotated::Unknown,
         "gone"
     );
-    assert!(
-        !store
-            .is_active("alice", &id(1), now + 30, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 1, now + 30).await);
 
     // Once the next rotation took effect, the first is no retry but a retired token.
     let first = rotation(0, 1, 2, now + 10, now + 900, 0);
@@ -1662,12 +1503,7 @@ pub async fn the_not_before_mark_is_a_barrier<St: SessionStore>(store: St) {
         );
     }
     assert!(store.list("alice", now, ALL).await.unwrap().is_empty());
-    assert!(
-        !store
-            .is_active("alice", &id(2), now, u64::MAX)
-            .await
-            .unwrap()
-    );
+    assert!(!store.live("alice", 2, now).await);
 
     let live = Created::Live { ended: 0 };
     for (n, authenticated_at) in [(5, mark), (6, mark + 1)] {
