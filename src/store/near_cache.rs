@@ -16,9 +16,12 @@
 //! is back and has carried a heartbeat again (it is emptied once more then). A store outage
 //! therefore still answers 503 within the store's timeout, never cached 200s.
 //!
-//! What it costs: a revocation becomes visible to another instance when its event arrives
-//! (a fraction of a millisecond on a local network), not at the store write; until then the
-//! other instance may serve the session from memory. Everything else is as without it.
+//! What it costs: a revocation becomes visible to another instance when its event arrives,
+//! not at the store write. So that a client never outruns it, an ending through a
+//! near-cache answers only once its own feed has carried a heartbeat sent after the change
+//! (the event went out before it on the same channel, to every instance): a logout costs one
+//! more trip through the channel (about half a millisecond locally), and the next request,
+//! to any instance, finds the session ended. Everything else is as without it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -43,6 +46,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use pin_project_lite::pin_project;
+use tokio::sync::Notify;
 
 use super::{
     Created, Liveness, Rotated, Rotation, Session, SessionLimit, SessionStore, StoreError,
@@ -114,6 +118,22 @@ impl<S: std::fmt::Debug> std::fmt::Debug for NearCache<S> {
 #[derive(Debug, Clone)]
 pub struct Invalidations {
     shared: Weak<Shared>,
+    echoes: Arc<Echoes>,
+}
+
+/// Heartbeats that endings ask the feed for, and hear back: see [`NearCache::settle`].
+#[derive(Debug, Default)]
+struct Echoes {
+    /// Whether the feed sends them (the crate's own feeds do); otherwise nobody waits.
+    answered: AtomicBool,
+    /// Asked for so far; a heartbeat carries this count as it was when it was sent.
+    asked: AtomicU64,
+    /// The highest count an own heartbeat brought back.
+    heard: AtomicU64,
+    /// Wakes the feed when one is asked for.
+    wanted: Notify,
+    /// Wakes the endings waiting when one comes back.
+    arrived: Notify,
 }
 
 /// One cached answer: the session is live until `live_until` (Unix seconds), and its last
@@ -143,6 +163,7 @@ struct Shared {
     last_heartbeat: AtomicU64,
     started: Instant,
     max_silence: u64,
+    echoes: Arc<Echoes>,
 }
 
 impl Shared {
@@ -232,6 +253,30 @@ impl Invalidations {
             }
         });
     }
+
+    /// The feed sends a heartbeat whenever an ending asks for one, tagged with
+    /// [`echoes_asked`](Self::echoes_asked), and reports it back with
+    /// [`echoed`](Self::echoed): endings then wait for it.
+    pub(crate) fn answer_echoes(&self) {
+        self.echoes.answered.store(true, SeqCst);
+    }
+
+    /// How many heartbeats endings have asked for so far.
+    pub(crate) fn echoes_asked(&self) -> u64 {
+        self.echoes.asked.load(SeqCst)
+    }
+
+    /// Resolves when an ending asks for a heartbeat (at once if one asked meanwhile).
+    pub(crate) async fn echo_wanted(&self) {
+        self.echoes.wanted.notified().await;
+    }
+
+    /// An own heartbeat sent when `asked` heartbeats had been asked for came back.
+    pub(crate) fn echoed(&self, asked: u64) {
+        if self.echoes.heard.fetch_max(asked, SeqCst) < asked {
+            self.echoes.arrived.notify_waiters();
+        }
+    }
 }
 
 impl<S: SessionStore> NearCache<S> {
@@ -239,6 +284,7 @@ impl<S: SessionStore> NearCache<S> {
     /// feed reports [`connected`](Invalidations::connected) and a
     /// [`heartbeat`](Invalidations::heartbeat), every request goes to `inner`.
     pub fn new(inner: S, config: NearCacheConfig) -> (Self, Invalidations) {
+        let echoes = Arc::new(Echoes::default());
         let shared = Arc::new(Shared {
             entries: quick_cache::sync::Cache::with(
                 config.capacity.max(1),
@@ -253,9 +299,11 @@ impl<S: SessionStore> NearCache<S> {
             last_heartbeat: AtomicU64::new(0),
             started: Instant::now(),
             max_silence: u64::try_from(config.max_silence.as_millis()).unwrap_or(u64::MAX),
+            echoes: Arc::clone(&echoes),
         });
         let invalidations = Invalidations {
             shared: Arc::downgrade(&shared),
+            echoes,
         };
         let store = Self {
             inner: Arc::new(inner),
@@ -282,6 +330,32 @@ impl<S: SessionStore> NearCache<S> {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// After an ending, waits until this instance's own feed has carried a heartbeat sent
+    /// after it: the store sent the ending's event before, on the same channel, so every
+    /// other instance's feed has been sent it too. A logout then answers only once it has
+    /// reached the fleet, and the next request to another instance finds the session
+    /// ended. The wait is bounded by `max_silence` (past it the caches distrust their
+    /// feeds anyway); feeds that do not answer such requests are not waited for.
+    async fn settle(&self) {
+        let echoes = &self.shared.echoes;
+        if !echoes.answered.load(SeqCst) || self.shared.trusted().is_none() {
+            return;
+        }
+        let ticket = echoes.asked.fetch_add(1, SeqCst) + 1;
+        echoes.wanted.notify_one();
+        let heard = async {
+            loop {
+                let arrived = echoes.arrived.notified();
+                if echoes.heard.load(SeqCst) >= ticket {
+                    return;
+                }
+                arrived.await;
+            }
+        };
+        let max_silence = Duration::from_millis(self.shared.max_silence);
+        let _ = tokio::time::timeout(max_silence, heard).await;
     }
 }
 
@@ -326,6 +400,7 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
             && ended > 0
         {
             self.shared.forget_user(&session.sub);
+            self.settle().await;
         }
         created
     }
@@ -400,6 +475,9 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         self.shared.forget(sid);
         let rotated = self.inner.rotate(sub, sid, rotation).await;
         self.shared.forget(sid);
+        if let Ok(Rotated::Reused) = rotated {
+            self.settle().await;
+        }
         rotated
     }
 
@@ -408,6 +486,9 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         self.shared.forget(sid);
         let revoked = self.inner.revoke(sub, sid).await;
         self.shared.forget(sid);
+        if let Ok(true) = revoked {
+            self.settle().await;
+        }
         revoked
     }
 
@@ -415,6 +496,9 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
         self.shared.forget_user(sub);
         let revoked = self.inner.revoke_all(sub).await;
         self.shared.forget_user(sub);
+        if let Ok(1..) = revoked {
+            self.settle().await;
+        }
         revoked
     }
 
@@ -430,6 +514,9 @@ impl<S: SessionStore> SessionStore for NearCache<S> {
             .revoke_authenticated_before(sub, before, keep_until)
             .await;
         self.shared.forget_user(sub);
+        if let Ok(1..) = revoked {
+            self.settle().await;
+        }
         revoked
     }
 
@@ -616,5 +703,44 @@ mod tests {
         drop(cache);
         assert!(!feed.is_alive());
         feed.heartbeat(); // a no-op, not a panic
+    }
+
+    #[tokio::test]
+    async fn an_ending_answers_once_the_feed_carried_a_heartbeat_sent_after_it() {
+        let (cache, feed) = cache().await;
+        feed.answer_echoes();
+        let sid = id(1);
+        let revoke = cache.revoke("alice", &sid);
+        tokio::pin!(revoke);
+        let pending = Duration::from_millis(50);
+        assert!(tokio::time::timeout(pending, &mut revoke).await.is_err());
+        assert_eq!(feed.echoes_asked(), 1);
+        feed.echo_wanted().await; // the feed was woken
+        // A heartbeat sent before the ending asked proves nothing.
+        feed.echoed(0);
+        assert!(tokio::time::timeout(pending, &mut revoke).await.is_err());
+        feed.echoed(1);
+        assert!(revoke.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn nothing_waits_for_a_feed_that_sends_no_echoes_or_when_nothing_ended() {
+        let (cache, feed) = cache().await;
+        let quick = Duration::from_millis(200);
+        let revoked = tokio::time::timeout(quick, cache.revoke("alice", &id(1))).await;
+        assert!(revoked.expect("not waited for").unwrap());
+        feed.answer_echoes();
+        let revoked = tokio::time::timeout(quick, cache.revoke("alice", &id(1))).await;
+        assert!(!revoked.expect("nothing ended").unwrap());
+        assert_eq!(feed.echoes_asked(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_echo_is_waited_for_at_most_max_silence() {
+        let (cache, feed) = cache().await;
+        feed.answer_echoes();
+        let started = tokio::time::Instant::now();
+        assert_eq!(cache.revoke_all("alice").await.unwrap(), 1);
+        assert_eq!(started.elapsed(), NearCacheConfig::default().max_silence);
     }
 }

@@ -81,32 +81,32 @@ async fn run(store: PostgresStore, invalidations: Invalidations, beat: Duration)
 
 /// Relays one listener's notifications until it fails or the cache is gone.
 async fn relay(
-    mut listener: PgListener,
+    listener: PgListener,
     store: &PostgresStore,
     invalidations: &Invalidations,
     beat: Duration,
     nonce: &str,
 ) {
-    let heartbeat = format!("H{nonce}");
-    let mut next_beat = tokio::time::Instant::now();
-    while invalidations.is_alive() {
-        if tokio::time::Instant::now() >= next_beat {
-            next_beat += beat;
-            // A failed send is a missed heartbeat: the silence distrusts the cache.
+    // The stream ends when the connection is lost (`None`): events may have been missed.
+    let notifications = futures_util::stream::unfold(listener, |mut listener| async move {
+        let notification = listener.try_recv().await.ok().flatten()?;
+        Some((notification, listener))
+    });
+    feed::relay(
+        invalidations,
+        beat,
+        nonce,
+        notifications,
+        |notification| parse(notification.payload()),
+        |tag| async move {
             let send = sqlx::query("SELECT pg_notify($1, $2)::text")
                 .bind(ENDED_CHANNEL)
-                .bind(&heartbeat)
+                .bind(format!("H{tag}"))
                 .execute(store.pool());
-            let _ = tokio::time::timeout(beat, send).await;
-        }
-        let notification = match tokio::time::timeout_at(next_beat, listener.try_recv()).await {
-            Err(_elapsed) => continue,
-            // The connection is lost (`None`): events may have been missed.
-            Ok(Err(_) | Ok(None)) => return,
-            Ok(Ok(Some(notification))) => notification,
-        };
-        feed::deliver(invalidations, parse(notification.payload()), nonce);
-    }
+            let _ = send.await;
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

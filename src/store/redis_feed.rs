@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
 use super::StoreError;
@@ -71,25 +70,21 @@ async fn relay(
     beat: Duration,
     nonce: &str,
 ) {
-    let mut messages = pubsub.into_on_message();
-    let mut next_beat = tokio::time::Instant::now();
-    while invalidations.is_alive() {
-        if tokio::time::Instant::now() >= next_beat {
-            next_beat += beat;
-            // A failed publish is a missed heartbeat: the silence distrusts the cache.
-            let publish = store.publish_heartbeat(nonce.as_bytes());
-            let _: Result<Result<(), StoreError>, _> = tokio::time::timeout(beat, publish).await;
-        }
-        let message = match tokio::time::timeout_at(next_beat, messages.next()).await {
-            Err(_elapsed) => continue,
-            Ok(None) => return,
-            Ok(Some(message)) => message,
-        };
-        let event = Ended::parse(message.get_payload_bytes()).map(|ended| match ended {
-            Ended::Heartbeat(tag) => Event::Heartbeat(tag),
-            Ended::Session { id, .. } => Event::Session(id),
-            Ended::User(sub) => Event::User(sub),
-        });
-        feed::deliver(invalidations, event, nonce);
-    }
+    feed::relay(
+        invalidations,
+        beat,
+        nonce,
+        pubsub.into_on_message(),
+        |message| {
+            Ended::parse(message.get_payload_bytes()).map(|ended| match ended {
+                Ended::Heartbeat(tag) => Event::Heartbeat(tag),
+                Ended::Session { id, .. } => Event::Session(id),
+                Ended::User(sub) => Event::User(sub),
+            })
+        },
+        |tag| async move {
+            let _: Result<(), StoreError> = store.publish_heartbeat(tag.as_bytes()).await;
+        },
+    )
+    .await;
 }
