@@ -30,21 +30,21 @@
 //!
 //! `cargo bench --bench auth --all-features`
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use http::{HeaderValue, Request, Response, header};
-use http_body_util::Full;
+use http::header;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use tower::{Service, service_fn};
+use tower::Service;
 use tower_jwt_auth::clock::from_unix_seconds;
 use tower_jwt_auth::store::{MemoryStore, Session, SessionStore};
 use tower_jwt_auth::{Claims, Keys, Login, SessionId, Sessions};
+
+mod traffic;
+use traffic::{mock, requests};
 
 const SECRET: &[u8] = b"a benchmark secret of 32 bytes!!";
 const SAMPLED: usize = 1_000;
@@ -95,37 +95,6 @@ async fn populate<St: SessionStore>(store: St, total: usize) -> (Sessions<St>, V
         }
     }
     (sessions, tokens)
-}
-
-fn requests(tokens: &[String]) -> impl FnMut() -> Request<Full<Bytes>> + '_ {
-    let mut next = 0;
-    move || {
-        let token = &tokens[next % tokens.len()];
-        next += 1;
-        let mut request = Request::new(Full::new(Bytes::new()));
-        request.headers_mut().insert(
-            header::AUTHORIZATION,
-            HeaderValue::try_from(format!("Bearer {token}")).unwrap(),
-        );
-        request
-    }
-}
-
-fn mock() -> impl Service<
-    Request<Full<Bytes>>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static {
-    service_fn(|request: Request<Full<Bytes>>| async {
-        // The request (and the claims the layer put into it) leaves with the response, to be
-        // dropped outside the timed part, as the floor's decoded claims are.
-        let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
-        response.extensions_mut().insert(request.into_parts().0);
-        Ok::<_, Infallible>(response)
-    })
 }
 
 /// What the token cache of a layer case holds when a token comes.

@@ -18,21 +18,20 @@
 //!
 //! `cargo bench --bench sql --features postgres,sqlite`
 
-use std::convert::Infallible;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use http::{HeaderValue, Request, Response, header};
-use http_body_util::Full;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Connection, PgConnection};
-use tower::{Service, ServiceExt, service_fn};
+use tower::ServiceExt;
 use tower_jwt_auth::clock::from_unix_seconds;
 use tower_jwt_auth::store::{MemoryStore, PostgresStore, Session, SessionStore, SqliteStore};
 use tower_jwt_auth::{Keys, Login, SessionId, Sessions};
+
+mod traffic;
+use traffic::{mock, requests};
 
 const SECRET: &[u8] = b"a benchmark secret of 32 bytes!!";
 const TOTAL: usize = 10_000;
@@ -121,35 +120,6 @@ async fn populate<St: SessionStore>(store: St) -> (Sessions<St>, Vec<String>) {
         }
     }
     (sessions, tokens)
-}
-
-fn requests(tokens: &[String]) -> impl FnMut() -> Request<Full<Bytes>> + '_ {
-    let mut next = 0;
-    move || {
-        let token = &tokens[next % tokens.len()];
-        next += 1;
-        let mut request = Request::new(Full::new(Bytes::new()));
-        request.headers_mut().insert(
-            header::AUTHORIZATION,
-            HeaderValue::try_from(format!("Bearer {token}")).unwrap(),
-        );
-        request
-    }
-}
-
-fn mock() -> impl Service<
-    Request<Full<Bytes>>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static {
-    service_fn(|request: Request<Full<Bytes>>| async {
-        let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
-        response.extensions_mut().insert(request.into_parts().0);
-        Ok::<_, Infallible>(response)
-    })
 }
 
 /// Times requests through the layer of `sessions`, each answered 200.

@@ -13,7 +13,7 @@ use tower_jwt_auth::store::{
     StoreError, WhenFull,
 };
 
-use support::{TestRedis, unix_now};
+use support::{TestRedis, rotation, unix_now};
 
 fn id(n: u128) -> SessionId {
     SessionId::from_bytes(n.to_be_bytes())
@@ -77,14 +77,7 @@ async fn a_user_has_three_keys_that_expire_with_the_last_session() {
     assert_eq!(fields, 6);
 
     // A rotation that moves the last end moves the keys' expiry with it.
-    let later = Rotation {
-        generation: 0,
-        digest: [0; 32],
-        next_digest: [1; 32],
-        now,
-        expires_at: now + 400,
-        grace: 0,
-    };
+    let later = rotation(0, 0, 1, now, now + 400);
     assert_eq!(
         store.rotate("a{b}:c", &id(1), &later).await.unwrap(),
         Rotated::Rotated
@@ -156,14 +149,7 @@ async fn every_way_of_ending_a_session_removes_both_its_fields() {
         .create(&session(6, "alice", now + 20, now + 1000), None)
         .await
         .unwrap();
-    let foreign = Rotation {
-        generation: 0,
-        digest: [9; 32],
-        next_digest: [1; 32],
-        now,
-        expires_at: now + 1000,
-        grace: 0,
-    };
+    let foreign = rotation(0, 9, 1, now, now + 1000);
     assert_eq!(
         store.rotate("alice", &id(2), &foreign).await.unwrap(),
         Rotated::Reused
@@ -226,14 +212,7 @@ async fn bad_data_is_a_backend_error() {
     .await;
     let error = store.list("alice", now, usize::MAX).await.unwrap_err();
     assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
-    let rotation = Rotation {
-        generation: 0,
-        digest: [1; 32],
-        next_digest: [2; 32],
-        now,
-        expires_at: now + 100,
-        grace: 0,
-    };
+    let rotation = rotation(0, 1, 2, now, now + 100);
     let error = store.rotate("alice", &id(1), &rotation).await.unwrap_err();
     assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
     assert!(
@@ -362,14 +341,7 @@ async fn version_1_records_are_read_and_rotate_to_version_2() {
 
     // Generation 0 with the all-zero digest is its current refresh state; any real
     // refresh token is foreign to it.
-    let rotation = Rotation {
-        generation: 0,
-        digest: [0; 32],
-        next_digest: [5; 32],
-        now: now + 1,
-        expires_at: now + 200,
-        grace: 0,
-    };
+    let rotation = rotation(0, 0, 5, now + 1, now + 200);
     assert_eq!(
         store.rotate("alice", &id(1), &rotation).await.unwrap(),
         Rotated::Rotated

@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tower_jwt_auth::store::StoreError;
 
-use support::{RedisServer, TestRedis, unique_prefix, unix_now};
+use support::{RedisServer, TestRedis, rotation, unique_prefix, unix_now};
 
 async fn store(redis: &TestRedis, test: &str) -> RedisStore {
     RedisStore::connect(redis.url())
@@ -78,14 +78,7 @@ async fn the_same_rotation_twice_rotates_twice_and_the_retired_token_ends_the_se
         .create(&session(1, "alice", now, 0), None)
         .await
         .unwrap();
-    let rotation = Rotation {
-        generation: 0,
-        digest: [1; 32],
-        next_digest: [2; 32],
-        now,
-        expires_at: now + 7_200,
-        grace: 0,
-    };
+    let rotation = rotation(0, 1, 2, now, now + 7_200);
     assert_eq!(
         store.rotate("alice", &id(1), &rotation).await.unwrap(),
         Rotated::Rotated
@@ -219,14 +212,7 @@ async fn logins_work_whatever_the_skew_between_clocks() {
             Created::Live { ended: 0 },
             "skew {skew} ms"
         );
-        let rotation = Rotation {
-            generation: 0,
-            digest: [1; 32],
-            next_digest: [2; 32],
-            now,
-            expires_at: now + 60,
-            grace: 0,
-        };
+        let rotation = rotation(0, 1, 2, now, now + 60);
         assert_eq!(
             store.rotate(&sub, &id(1), &rotation).await.unwrap(),
             Rotated::Rotated,
@@ -307,14 +293,7 @@ async fn every_ending_is_published() {
         .create(&session(5, "bob", now, 4), None)
         .await
         .unwrap();
-    let reused = Rotation {
-        generation: 3,
-        digest: [9; 32],
-        next_digest: [8; 32],
-        now,
-        expires_at: now + 60,
-        grace: 0,
-    };
+    let reused = rotation(3, 9, 8, now, now + 60);
     assert_eq!(
         store.rotate("bob", &id(5), &reused).await.unwrap(),
         Rotated::Reused
@@ -348,14 +327,7 @@ async fn a_late_login_or_rotation_does_nothing_whatever_the_skew() {
             .create(&session(1, "alice", now, 0), None)
             .await
             .unwrap();
-        let rotation = Rotation {
-            generation: 0,
-            digest: [1; 32],
-            next_digest: [2; 32],
-            now,
-            expires_at: now + 60,
-            grace: 0,
-        };
+        let rotation = rotation(0, 1, 2, now, now + 60);
 
         server.pause();
         let late_login = store.create(&session(2, "alice", now, 1), None).await;
@@ -535,14 +507,7 @@ async fn every_script_sent_twice_answers_as_the_first_time() {
         .collect();
     assert_eq!(ids, vec![id(2), id(3)], "the retry ended no other session");
 
-    let rotation = Rotation {
-        generation: 0,
-        digest: [3; 32],
-        next_digest: [4; 32],
-        now,
-        expires_at: now + 600,
-        grace: 0,
-    };
+    let rotation = rotation(0, 3, 4, now, now + 600);
     assert_eq!(
         store.rotate("alice", &id(3), &rotation).await.unwrap(),
         Rotated::Rotated

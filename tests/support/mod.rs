@@ -17,6 +17,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const HOW_TO_FIX: &str = "these tests need Redis: set REDIS_URL (for example \
                           REDIS_URL=redis://127.0.0.1:6379/) or install redis-server on PATH";
 
+/// A rotation presenting generation `generation` with digest `[digest; 32]` at `now`, its
+/// successor's digest `[next; 32]`, the session kept until `expires_at`, and no grace.
+pub fn rotation(
+    generation: u64,
+    digest: u8,
+    next: u8,
+    now: u64,
+    expires_at: u64,
+) -> tower_jwt_auth::store::Rotation {
+    tower_jwt_auth::store::Rotation {
+        generation,
+        digest: [digest; 32],
+        next_digest: [next; 32],
+        now,
+        expires_at,
+        grace: 0,
+    }
+}
+
 /// The Redis a test runs against, alive as long as this value.
 pub struct TestRedis {
     url: String,
