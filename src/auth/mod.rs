@@ -57,6 +57,7 @@ pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
 pub use service::JwtAuth;
 
+#[cfg(feature = "axum")]
 pub(crate) use policy::Authentication;
 
 #[cfg(test)]

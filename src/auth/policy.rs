@@ -83,8 +83,10 @@ pub(crate) fn is_scope_token(scope: &str) -> bool {
 
 /// What the layer tells the extractors about a request it let through: which claims type
 /// it verified (so a handler asking for another is told both), and whether the request came
-/// without credentials (optional authentication). Only the layer makes one.
+/// without credentials (optional authentication). Only the layer makes one; only the axum
+/// extractors read it.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) struct Authentication {
     pub(crate) claims_type: &'static str,
     pub(crate) anonymous: bool,

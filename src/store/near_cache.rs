@@ -118,6 +118,11 @@ impl<S: std::fmt::Debug> std::fmt::Debug for NearCache<S> {
 #[derive(Debug, Clone)]
 pub struct Invalidations {
     shared: Weak<Shared>,
+    // Read by the crate's own feeds only.
+    #[cfg_attr(
+        not(any(test, feature = "redis", feature = "postgres")),
+        allow(dead_code)
+    )]
     echoes: Arc<Echoes>,
 }
 
@@ -253,7 +258,11 @@ impl Invalidations {
             }
         });
     }
+}
 
+/// What the crate's own feeds do besides: heartbeats on request (see [`NearCache::settle`]).
+#[cfg(any(test, feature = "redis", feature = "postgres"))]
+impl Invalidations {
     /// The feed sends a heartbeat whenever an ending asks for one, tagged with
     /// [`echoes_asked`](Self::echoes_asked), and reports it back with
     /// [`echoed`](Self::echoed): endings then wait for it.
