@@ -99,6 +99,8 @@ impl<D: Dialect> Tables<D> {
 
 // ===== the calls, bounded =====
 
+// The bounds say, as sqlx spells it, what the statements below bind and read (integers,
+// text, bytes, optional text); both drivers have all of it.
 impl<D, DB> Tables<D>
 where
     D: Dialect<Db = DB>,
