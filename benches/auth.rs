@@ -211,22 +211,14 @@ fn bench_redis(c: &mut Criterion) {
             .prefix(&prefix);
         populate(store, 10_000).await
     });
-    let service = tower::Layer::layer(&sessions.layer(), mock());
     let mut group = c.benchmark_group("auth");
-    group.bench_function("layer_hs256_redis", |b| {
-        b.to_async(&runtime).iter_batched(
-            requests(&tokens),
-            |request| {
-                let service = service.clone();
-                async move {
-                    let response = service.oneshot(request).await.unwrap();
-                    assert_eq!(response.status(), 200);
-                    response
-                }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    traffic::bench_layer(
+        &mut group,
+        &runtime,
+        "layer_hs256_redis",
+        &sessions,
+        &tokens,
+    );
     // The same sessions through another instance with a near-cache, every token and
     // session seen once before.
     let near = runtime.block_on(async {
@@ -254,20 +246,14 @@ fn bench_redis(c: &mut Criterion) {
         }
         service
     });
-    group.bench_function("layer_hs256_redis_near_cache", |b| {
-        b.to_async(&runtime).iter_batched(
-            requests(&tokens),
-            |request| {
-                let service = near.clone();
-                async move {
-                    let response = service.oneshot(request).await.unwrap();
-                    assert_eq!(response.status(), 200);
-                    response
-                }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    traffic::bench_service(
+        &mut group,
+        &runtime,
+        "layer_hs256_redis_near_cache",
+        near,
+        &tokens,
+    );
+    let service = tower::Layer::layer(&sessions.layer(), mock());
     const CONCURRENT: usize = 64;
     group.throughput(Throughput::Elements(CONCURRENT as u64));
     let mut next = requests(&tokens);

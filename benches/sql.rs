@@ -21,17 +21,16 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Connection, PgConnection};
-use tower::ServiceExt;
 use tower_jwt_auth::clock::from_unix_seconds;
 use tower_jwt_auth::store::{MemoryStore, PostgresStore, Session, SessionStore, SqliteStore};
 use tower_jwt_auth::{Keys, Login, SessionId, Sessions};
 
 mod traffic;
-use traffic::{mock, requests};
+use traffic::bench_layer;
 
 const SECRET: &[u8] = b"a benchmark secret of 32 bytes!!";
 const TOTAL: usize = 10_000;
@@ -120,31 +119,6 @@ async fn populate<St: SessionStore>(store: St) -> (Sessions<St>, Vec<String>) {
         }
     }
     (sessions, tokens)
-}
-
-/// Times requests through the layer of `sessions`, each answered 200.
-fn bench_layer<St: SessionStore + Clone>(
-    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    runtime: &tokio::runtime::Runtime,
-    id: &str,
-    sessions: &Sessions<St>,
-    tokens: &[String],
-) {
-    let service = tower::Layer::layer(&sessions.layer(), mock());
-    c.bench_function(id, |b| {
-        b.to_async(runtime).iter_batched(
-            requests(tokens),
-            |request| {
-                let service = service.clone();
-                async move {
-                    let response = service.oneshot(request).await.unwrap();
-                    assert_eq!(response.status(), 200);
-                    response
-                }
-            },
-            BatchSize::SmallInput,
-        )
-    });
 }
 
 fn bench(c: &mut Criterion) {
