@@ -161,13 +161,7 @@ async fn requests_on_a_cached_session_do_not_reach_the_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_distrusts_the_cache_and_calls_fail() {
     let server = PgServer::start("pg-near-outage");
-    let store = PostgresStore::builder()
-        .timeout(TIMEOUT)
-        .max_connections(4)
-        .connect(&server.url())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = server.store(TIMEOUT).await;
     let sessions = instance(store, MAX_SILENCE);
     until_trusted(&sessions).await;
     let issued = sessions.issue(Login::new("alice")).await.unwrap();

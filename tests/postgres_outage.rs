@@ -64,13 +64,7 @@ async fn fails_in_time<T: std::fmt::Debug, E>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_is_a_503_in_time_and_the_store_recovers() {
     let server = PgServer::start("outage");
-    let store = PostgresStore::builder()
-        .timeout(TIMEOUT)
-        .max_connections(4)
-        .connect(&server.url())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = server.store(TIMEOUT).await;
     let sessions = Sessions::builder(Keys::hs256([7; 32]).unwrap(), store.clone())
         .build()
         .unwrap();

@@ -296,6 +296,21 @@ mod postgres {
     const HOW_TO_FIX: &str = "these tests need PostgreSQL: set DATABASE_URL (for example \
         DATABASE_URL=postgres://postgres@127.0.0.1:5432/test) or run one there";
 
+    impl super::PgServer {
+        /// A store on this server, migrated: four connections, every call bounded by
+        /// `timeout`.
+        pub async fn store(&self, timeout: std::time::Duration) -> PostgresStore {
+            let store = PostgresStore::builder()
+                .timeout(timeout)
+                .max_connections(4)
+                .connect(&self.url())
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            store
+        }
+    }
+
     /// `DATABASE_URL` when it names PostgreSQL, else the local test database.
     pub fn pg_url() -> String {
         match std::env::var("DATABASE_URL") {
